@@ -1,0 +1,230 @@
+"""Enumerations shared by models, services, content files and the API."""
+
+from django.db import models
+
+
+class Prong(models.TextChoices):
+    WOUND_CARE = "wound_care", "Intensive wound care"
+    OXYGENATION_BLOOD_FLOW = "oxygenation_blood_flow", "Restoring oxygenation and blood flow"
+    CALCIUM_REDUCTION = "calcium_reduction", "Decreasing calcium deposits"
+    # Work that belongs to no single prong: huddles, goals of care, pain, nutrition.
+    SUPPORT = "support", "Supporting care"
+
+
+class Role(models.TextChoices):
+    """Every role a user can hold. Specialist roles can own tasks; the others cannot."""
+
+    COORDINATOR = "coordinator", "Care coordinator"
+    AUDITOR = "auditor", "Auditor"
+    ADMIN = "admin", "Administrator"
+    NEPHROLOGY = "nephrology", "Nephrology"
+    DIALYSIS_NURSING = "dialysis_nursing", "Dialysis nursing"
+    DERMATOLOGY = "dermatology", "Dermatology"
+    WOUND_NURSING = "wound_nursing", "Wound nursing"
+    PLASTIC_SURGERY = "plastic_surgery", "Plastic/burn surgery"
+    ENDOCRINOLOGY = "endocrinology", "Endocrinology/endocrine surgery"
+    INFECTIOUS_DISEASE = "infectious_disease", "Infectious disease"
+    HYPERBARIC_MEDICINE = "hyperbaric_medicine", "Hyperbaric medicine"
+    PHARMACY = "pharmacy", "Pharmacy"
+    PAIN_PALLIATIVE = "pain_palliative", "Pain/palliative care"
+    DIETETICS = "dietetics", "Dietetics"
+    HEMATOLOGY = "hematology", "Hematology"
+
+
+NON_SPECIALIST_ROLES = frozenset({Role.COORDINATOR, Role.AUDITOR, Role.ADMIN})
+SPECIALIST_ROLES = frozenset(r for r in Role if r not in NON_SPECIALIST_ROLES)
+
+
+class TemplateStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"  # the version new enrollments are applied from
+    RETIRED = "retired", "Retired"  # kept for enrollments pinned to it
+
+
+class DialysisModality(models.TextChoices):
+    HEMODIALYSIS = "HD", "Hemodialysis"
+    PERITONEAL = "PD", "Peritoneal dialysis"
+    TRANSPLANT = "transplant", "Kidney transplant"
+    NONE = "none", "Not on dialysis"
+
+
+class Sex(models.TextChoices):
+    FEMALE = "female", "Female"
+    MALE = "male", "Male"
+    OTHER = "other", "Other"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Weekday(models.IntegerChoices):
+    """ISO-like numbering with Monday = 0, matching datetime.weekday() and dateutil's MO..SU."""
+
+    MON = 0, "Monday"
+    TUE = 1, "Tuesday"
+    WED = 2, "Wednesday"
+    THU = 3, "Thursday"
+    FRI = 4, "Friday"
+    SAT = 5, "Saturday"
+    SUN = 6, "Sunday"
+
+
+WEEKDAY_CODES = {"MO": 0, "TU": 1, "WE": 2, "TH": 3, "FR": 4, "SA": 5, "SU": 6}
+
+
+class RiskMedication(models.TextChoices):
+    WARFARIN = "warfarin", "Warfarin / vitamin K antagonist"
+    CALCIUM_BINDER = "calcium_binder", "Calcium-based phosphate binder"
+    VITAMIN_D = "vitamin_d", "Vitamin D analogue (e.g. calcitriol)"
+    IRON = "iron", "Iron"
+    CORTICOSTEROID = "corticosteroid", "Systemic corticosteroid"
+
+
+class RiskFactor(models.TextChoices):
+    FEMALE_SEX = "female_sex", "Female sex"
+    OBESITY = "obesity", "Obesity"
+    LONG_TERM_DIALYSIS = "long_term_dialysis", "Long-term dialysis"
+    KIDNEY_TRANSPLANT = "kidney_transplant", "Kidney transplant"
+    DIABETES = "diabetes", "Diabetes"
+    HYPERPARATHYROIDISM = "hyperparathyroidism", "Hyperparathyroidism"
+    LOW_ALBUMIN = "low_albumin", "Low albumin"
+    CLOTTING_ABNORMALITY = "clotting_abnormality", "Protein C/S deficiency or other clotting abnormality"
+    ALUMINIUM = "aluminium", "Aluminium exposure"
+
+
+class EnrollmentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ON_HOLD = "on-hold", "On hold"  # schedules paused; missed occurrences recorded, not backfilled
+    COMPLETED = "completed", "Completed"
+    REVOKED = "revoked", "Revoked"  # ended early (e.g. entered in error, transferred)
+
+
+LIVE_ENROLLMENT_STATUSES = (EnrollmentStatus.ACTIVE, EnrollmentStatus.ON_HOLD)
+
+
+class EnrollmentEventKind(models.TextChoices):
+    ENROLLED = "enrolled", "Enrolled"
+    HELD = "held", "Put on hold"
+    RESUMED = "resumed", "Resumed"
+    COMPLETED = "completed", "Completed"
+    REVOKED = "revoked", "Revoked"
+    CARE_TEAM_ADDED = "care_team_added", "Care team member added"
+    CARE_TEAM_ENDED = "care_team_ended", "Care team membership ended"
+
+
+class RecurrenceKind(models.TextChoices):
+    ONCE = "once", "Once, at the first-due time"
+    INTERVAL = "interval", "Every N hours or days"
+    WEEKDAYS = "weekdays", "On given weekdays at a local time"
+    DIALYSIS_DAYS = "dialysis_days", "On the patient's dialysis days"
+    AFTER_COMPLETION = "after_completion", "N hours after the last completion"
+    # Never scheduled: created only by a rule or by hand.
+    ON_TRIGGER = "on_trigger", "Only when a rule fires"
+
+
+class ScheduleStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"  # enrollment on hold, or a safety rule held it
+    FINISHED = "finished", "Finished"  # bound reached, or enrollment ended
+
+
+class TaskStatus(models.TextChoices):
+    """A subset of FHIR Task.status. Overdue is derived (open and past due_at), not a status."""
+
+    REQUESTED = "requested", "Requested"  # in a role pool, or assigned but not accepted
+    ACCEPTED = "accepted", "Accepted"
+    IN_PROGRESS = "in-progress", "In progress"
+    ON_HOLD = "on-hold", "On hold"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+    ENTERED_IN_ERROR = "entered-in-error", "Entered in error"
+
+
+OPEN_TASK_STATUSES = (
+    TaskStatus.REQUESTED,
+    TaskStatus.ACCEPTED,
+    TaskStatus.IN_PROGRESS,
+    TaskStatus.ON_HOLD,
+)
+TERMINAL_TASK_STATUSES = (
+    TaskStatus.COMPLETED,
+    TaskStatus.CANCELLED,
+    TaskStatus.FAILED,
+    TaskStatus.ENTERED_IN_ERROR,
+)
+
+
+class Priority(models.TextChoices):
+    """FHIR request priority, lowest to highest."""
+
+    ROUTINE = "routine", "Routine"
+    URGENT = "urgent", "Urgent"
+    ASAP = "asap", "ASAP"
+    STAT = "stat", "STAT"
+
+
+PRIORITY_RANK = {Priority.ROUTINE: 0, Priority.URGENT: 1, Priority.ASAP: 2, Priority.STAT: 3}
+
+
+class TaskEventKind(models.TextChoices):
+    CREATED = "created", "Created"
+    ASSIGNED = "assigned", "Assigned"
+    UNASSIGNED = "unassigned", "Returned to the pool"
+    TRANSITIONED = "transitioned", "Status changed"
+    ESCALATED = "escalated", "Escalated"
+    UNBLOCKED = "unblocked", "Prerequisites met"
+    UPDATED = "updated", "Updated"
+
+
+class NotificationKind(models.TextChoices):
+    ASSIGNED = "assigned", "Assigned to you"
+    DUE_SOON = "due_soon", "Due soon"
+    OVERDUE = "overdue", "Overdue"
+    ESCALATED = "escalated", "Escalated"
+
+
+class ObservationCode(models.TextChoices):
+    """What can be recorded as an observation; units are normalized to the canonical unit on entry."""
+
+    CALCIUM = "calcium", "Calcium (mg/dL)"
+    PHOSPHATE = "phosphate", "Phosphate (mg/dL)"
+    ALBUMIN = "albumin", "Albumin (g/dL)"
+    PTH = "pth", "Parathyroid hormone (pg/mL)"
+    ALKALINE_PHOSPHATASE = "alkaline_phosphatase", "Alkaline phosphatase (U/L)"
+    ALUMINIUM = "aluminium", "Aluminium (ng/mL)"
+    BICARBONATE = "bicarbonate", "Bicarbonate (mmol/L)"
+    ANION_GAP = "anion_gap", "Anion gap (mmol/L)"
+    WBC = "wbc", "White blood cells (10^9/L)"
+    CRP = "crp", "C-reactive protein (mg/L)"
+    TEMPERATURE = "temperature", "Temperature (degrees C)"
+    INR = "inr", "INR"
+    SYSTOLIC_BP = "systolic_bp", "Systolic blood pressure (mmHg)"
+    PAIN_SCORE = "pain_score", "Pain score (0-10)"
+    BWAT_CUA = "bwat_cua", "BWAT-CUA score (8-40)"
+    WOUND_LENGTH = "wound_length", "Wound length (cm)"
+    WOUND_WIDTH = "wound_width", "Wound width (cm)"
+    WOUND_DEPTH = "wound_depth", "Wound depth (cm)"
+
+
+class DerivedCode(models.TextChoices):
+    CORRECTED_CALCIUM = "corrected_calcium", "Corrected calcium (mg/dL)"
+    CA_X_P = "ca_x_p", "Calcium x phosphate product (mg2/dL2)"
+
+
+class Finding(models.TextChoices):
+    """Clinical findings recorded with an assessment; rules react to them."""
+
+    NEW_ULCER = "new_ulcer", "New ulcer"
+    NEW_LESION = "new_lesion", "New lesion"
+    SEPSIS = "sepsis", "Sepsis"
+    UNCONTROLLED_PAIN = "uncontrolled_pain", "Uncontrolled pain"
+    PURULENCE = "purulence", "Purulence"
+    WET_WOUND = "wet_wound", "Wet wound"
+    DRAINING = "draining", "Draining wound"
+    MALODOROUS = "malodorous", "Malodorous wound"
+    VOMITING = "vomiting", "Vomiting"
+    EAR_PAIN = "ear_pain", "Ear pain"
+    SINUS_PAIN = "sinus_pain", "Sinus pain"
+    CLAUSTROPHOBIA = "claustrophobia", "Claustrophobia"
+    PROGRESSION = "progression", "Progression despite treatment"
+    NO_IMPROVEMENT = "no_improvement", "No improvement"
+    WEIGHT_LOSS = "weight_loss", "Weight loss"

@@ -1,0 +1,23 @@
+"""Models, one module per aggregate; imported here so Django finds them."""
+
+from pathways.models.care import CareTeamMember, Enrollment, EnrollmentEvent, Patient, Site, User
+from pathways.models.security import LoginThrottle
+from pathways.models.tasks import Notification, Schedule, Task, TaskEvent
+from pathways.models.templates import PathwayTemplate, Rule, TaskTemplate
+
+__all__ = [
+    "CareTeamMember",
+    "Enrollment",
+    "EnrollmentEvent",
+    "LoginThrottle",
+    "Notification",
+    "PathwayTemplate",
+    "Patient",
+    "Rule",
+    "Schedule",
+    "Site",
+    "Task",
+    "TaskEvent",
+    "TaskTemplate",
+    "User",
+]

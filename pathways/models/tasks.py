@@ -1,0 +1,181 @@
+"""Schedules, tasks, their append-only events, and notifications about them."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from pathways.choices import (
+    OPEN_TASK_STATUSES,
+    NotificationKind,
+    Priority,
+    Prong,
+    Role,
+    ScheduleStatus,
+    TaskEventKind,
+    TaskStatus,
+)
+
+OPEN_Q = Q(status__in=OPEN_TASK_STATUSES)
+
+
+class Schedule(models.Model):
+    """What comes next for one recurring or deferred task template of one enrollment.
+
+    The row, not the broker, is the source of truth: the materializer sweep turns due occurrences
+    into Task rows and moves `next_due_at` on.
+    """
+
+    enrollment = models.ForeignKey("pathways.Enrollment", on_delete=models.CASCADE, related_name="schedules")
+    task_template = models.ForeignKey("pathways.TaskTemplate", on_delete=models.PROTECT, related_name="schedules")
+    status = models.CharField(max_length=16, choices=ScheduleStatus.choices, default=ScheduleStatus.ACTIVE)
+    # Time recurrence is reckoned from (the enrollment time, or the resume time after a hold).
+    anchor_at = models.DateTimeField()
+    # Start (not-before) of the next occurrence; null while waiting for a completion, or when finished.
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    occurrences_made = models.PositiveIntegerField(default=0)
+    skipped_occurrences = models.PositiveIntegerField(default=0)
+    last_completed_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    # Why it is paused when the enrollment itself is not on hold (a safety rule held it).
+    pause_reason = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["enrollment", "task_template__position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrollment", "task_template"], name="%(app_label)s_%(class)s_unique_per_enrollment"
+            ),
+        ]
+        indexes = [
+            # The materializer's only query: active schedules whose next occurrence falls in the horizon.
+            models.Index(fields=["next_due_at"], name="pathways_sched_due", condition=Q(status=ScheduleStatus.ACTIVE)),
+        ]
+
+    def __str__(self) -> str:
+        return f"schedule {self.pk} ({self.task_template_id})"
+
+
+class Task(models.Model):
+    """One piece of work for a role or a person (FHIR Task)."""
+
+    enrollment = models.ForeignKey("pathways.Enrollment", on_delete=models.PROTECT, related_name="tasks")
+    template = models.ForeignKey(
+        "pathways.TaskTemplate", on_delete=models.PROTECT, null=True, blank=True, related_name="tasks"
+    )
+    schedule = models.ForeignKey(Schedule, on_delete=models.PROTECT, null=True, blank=True, related_name="tasks")
+    occurrence = models.PositiveIntegerField(null=True, blank=True)
+    # Set when a rule created the task (its code), for dedupe of repeated firings.
+    rule_code = models.SlugField(max_length=64, blank=True)
+    title = models.CharField(max_length=255)
+    prong = models.CharField(max_length=32, choices=Prong.choices)
+    role = models.CharField(max_length=32, choices=Role.choices)
+    assignee = models.ForeignKey(
+        "pathways.User", on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_tasks"
+    )
+    status = models.CharField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.REQUESTED)
+    # The status a held task returns to on resume.
+    status_before_hold = models.CharField(max_length=20, choices=TaskStatus.choices, blank=True)
+    hold_until = models.DateTimeField(null=True, blank=True)
+    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.ROUTINE)
+    available_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    # Template codes whose completion this task still waits for; empty means prerequisites are met.
+    blocked_by = models.JSONField(default=list, blank=True)
+    instructions = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey("pathways.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    outcome = models.TextField(blank=True)
+    # Optimistic concurrency: every change bumps it; writers must present the version they read.
+    version = models.PositiveIntegerField(default=1)
+    # 0 = not escalated, 1 = escalated once (overdue), 2 = priority raised (still open past the 2nd threshold).
+    escalation_level = models.PositiveSmallIntegerField(default=0)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        constraints = [
+            # Makes materialization idempotent: an occurrence can exist only once.
+            models.UniqueConstraint(
+                fields=["schedule", "occurrence"], name="%(app_label)s_%(class)s_unique_schedule_occurrence"
+            ),
+            models.CheckConstraint(
+                condition=Q(schedule__isnull=True, occurrence__isnull=True)
+                | Q(schedule__isnull=False, occurrence__isnull=False),
+                name="%(app_label)s_%(class)s_occurrence_with_schedule",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=TaskStatus.values), name="%(app_label)s_%(class)s_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(due_at__gte=models.F("available_at")), name="%(app_label)s_%(class)s_due_after_available"
+            ),
+        ]
+        indexes = [
+            # "My queue": open tasks assigned to a user, soonest due first.
+            models.Index(fields=["assignee", "due_at"], name="pathways_task_my_queue", condition=OPEN_Q),
+            # "Role pool": open unassigned tasks of a role within an enrollment.
+            models.Index(
+                fields=["enrollment", "role", "due_at"],
+                name="pathways_task_role_pool",
+                condition=OPEN_Q & Q(assignee__isnull=True),
+            ),
+            # "Overdue" and the escalation sweep: open tasks by due time.
+            models.Index(fields=["due_at"], name="pathways_task_open_due", condition=OPEN_Q),
+            models.Index(fields=["enrollment", "status"], name="pathways_task_enr_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.pk} ({self.status})"
+
+
+class TaskEvent(models.Model):
+    """Append-only history of a task: creation, assignment, transitions, escalation."""
+
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=20, choices=TaskEventKind.choices)
+    at = models.DateTimeField()
+    actor = models.ForeignKey("pathways.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    from_status = models.CharField(max_length=20, choices=TaskStatus.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=TaskStatus.choices, blank=True)
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["task", "at"], name="pathways_taskevent_task_at")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on task {self.task_id}"
+
+
+class Notification(models.Model):
+    """An in-app message to one user about a task; e-mailed once by a Celery task."""
+
+    user = models.ForeignKey("pathways.User", on_delete=models.CASCADE, related_name="notifications")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=20, choices=NotificationKind.choices)
+    message = models.CharField(max_length=500)
+    # One notification per (user, event): re-running a sweep cannot notify twice.
+    dedupe_key = models.CharField(max_length=200)
+    created_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    email_attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "dedupe_key"], name="%(app_label)s_%(class)s_unique_user_dedupe_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "read_at"], name="pathways_notif_user_unread")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for user {self.user_id}"

@@ -1,0 +1,122 @@
+"""The one place that decides what a user may see and do.
+
+Every list, detail, action, export and report scopes through these functions, so they cannot disagree.
+Out-of-scope objects are simply absent from the querysets: callers answer 404, never 403, for them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from pathways.choices import SPECIALIST_ROLES, Role
+from pathways.models import CareTeamMember, Enrollment, Patient, Site, Task
+
+if TYPE_CHECKING:
+    from pathways.models import User
+
+# Actions on a task, grouped by who may take them.
+WORK_ACTIONS = frozenset({"accept", "start", "complete", "hold", "resume", "fail", "unclaim"})
+MANAGE_ACTIONS = frozenset({"assign", "cancel", "hold", "resume", "entered-in-error"})
+
+
+def is_admin(user: User) -> bool:
+    return bool(user.is_superuser or Role.ADMIN in (user.roles or []))
+
+
+def is_coordinator(user: User) -> bool:
+    return Role.COORDINATOR in (user.roles or [])
+
+
+def is_auditor(user: User) -> bool:
+    return Role.AUDITOR in (user.roles or [])
+
+
+def specialist_roles(user: User) -> list[str]:
+    return [r for r in (user.roles or []) if r in SPECIALIST_ROLES]
+
+
+def _site_ids(user: User) -> QuerySet[Site]:
+    return user.sites.all()
+
+
+def scope_sites(user: User) -> QuerySet[Site]:
+    if is_admin(user):
+        return Site.objects.all()
+    return Site.objects.filter(pk__in=_site_ids(user).values("pk"))
+
+
+def _current_membership(user: User, enrollment_ref: str = "pk", role_ref: str | None = None) -> Exists:
+    filters = Q(enrollment=OuterRef(enrollment_ref), user=user, period_end__isnull=True)
+    if role_ref:
+        filters &= Q(role=OuterRef(role_ref))
+    return Exists(CareTeamMember.objects.filter(filters))
+
+
+def scope_enrollments(user: User) -> QuerySet[Enrollment]:
+    qs = Enrollment.objects.all()
+    if is_admin(user):
+        return qs
+    qs = qs.filter(patient__site__in=_site_ids(user))
+    if is_coordinator(user) or is_auditor(user):
+        return qs
+    return qs.filter(_current_membership(user))
+
+
+def scope_patients(user: User) -> QuerySet[Patient]:
+    qs = Patient.objects.all()
+    if is_admin(user):
+        return qs
+    qs = qs.filter(site__in=_site_ids(user))
+    if is_coordinator(user) or is_auditor(user):
+        return qs
+    # Specialists see the patients whose care team they are on (the summary their tasks need).
+    member_of = CareTeamMember.objects.filter(user=user, period_end__isnull=True).values("enrollment__patient_id")
+    return qs.filter(pk__in=member_of)
+
+
+def scope_tasks(user: User) -> QuerySet[Task]:
+    qs = Task.objects.all()
+    if is_admin(user):
+        return qs
+    qs = qs.filter(enrollment__patient__site__in=_site_ids(user))
+    if is_coordinator(user) or is_auditor(user):
+        return qs
+    # Specialists: on the enrollment's care team, and the task is theirs or in the pool of a role they
+    # hold on that team.
+    mine = Q(assignee=user) & _current_membership(user, "enrollment")
+    pool = Q(assignee__isnull=True) & _current_membership(user, "enrollment", "role")
+    return qs.filter(mine | pool)
+
+
+def can_act_on_task(user: User | None, task: Task, action: str) -> bool:
+    """May `user` take `action` on `task`? None means the system (scheduler, rules). Assumes the task is in scope."""
+    if user is None or is_admin(user):
+        return True
+    if is_auditor(user) and not (is_coordinator(user) or specialist_roles(user)):
+        return False
+    in_site = user.sites.filter(pk=task.enrollment.patient.site_id).exists()
+    if not in_site:
+        return False
+    if is_coordinator(user) and action in MANAGE_ACTIONS:
+        return True
+    on_team = CareTeamMember.objects.filter(enrollment_id=task.enrollment_id, user=user, period_end__isnull=True)
+    if action == "claim":
+        return task.assignee_id is None and on_team.filter(role=task.role).exists()
+    if action in WORK_ACTIONS:
+        return task.assignee_id == user.pk and on_team.exists()
+    return False
+
+
+def can_manage_enrollment(user: User | None, enrollment: Enrollment) -> bool:
+    """Enrol, hold, resume, complete, revoke and build care teams: coordinators at the site, admins, the system."""
+    if user is None or is_admin(user):
+        return True
+    return is_coordinator(user) and user.sites.filter(pk=enrollment.patient.site_id).exists()
+
+
+def can_enroll_patient(user: User | None, patient: Patient) -> bool:
+    if user is None or is_admin(user):
+        return True
+    return is_coordinator(user) and user.sites.filter(pk=patient.site_id).exists()

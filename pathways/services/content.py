@@ -1,0 +1,423 @@
+"""Loading pathway content files into versioned PathwayTemplates (validate everything, then write all or nothing)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.db import transaction
+from django.db.models import Max
+
+from pathways.choices import (
+    SPECIALIST_ROLES,
+    WEEKDAY_CODES,
+    DerivedCode,
+    DialysisModality,
+    Finding,
+    ObservationCode,
+    Priority,
+    Prong,
+    RecurrenceKind,
+    RiskMedication,
+    TemplateStatus,
+)
+from pathways.errors import ContentError
+from pathways.models import PathwayTemplate, Rule, TaskTemplate
+from pathways.services.recurrence import RecurrenceSpec, parse_hhmm, validate_spec
+
+Problem = tuple[str, str, str, str]  # (file, code, field, message)
+
+TOP_KEYS = {"slug", "title", "description", "citations", "task_templates", "rules"}
+TEMPLATE_KEYS = {
+    "code",
+    "title",
+    "prong",
+    "role",
+    "supporting_roles",
+    "priority",
+    "first_due",
+    "due_within_hours",
+    "recurrence",
+    "applies_if",
+    "prerequisites",
+    "instructions",
+    "citation",
+}
+RULE_KEYS = {"code", "description", "when", "then", "citation"}
+COMPARISON_OPS = {"gt", "ge", "lt", "le"}
+TRENDS = {"rising", "worse_consecutive"}
+EVENTS = {"finding": ("findings_any", Finding.values), "medication_started": ("medications_any", RiskMedication.values)}
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What loading one file did."""
+
+    source: str
+    slug: str
+    version: int
+    created: bool  # False when identical content was already the active version
+    task_templates: int
+    rules: int
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class _Checker:
+    """Collects problems for one file instead of stopping at the first."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def add(self, code: str, field: str, message: str) -> None:
+        self.problems.append((self.source, code, field, message))
+
+    def choice(self, code: str, field: str, value: object, allowed: Iterable[str]) -> None:
+        allowed = list(allowed)
+        if value not in allowed:
+            self.add(code, field, f"unknown value {value!r}; expected one of: {', '.join(sorted(allowed))}")
+
+
+def _normalize_template(raw: dict[str, Any], position: int, check: _Checker) -> dict[str, Any]:
+    code = str(raw.get("code") or "")
+    for key in sorted(set(raw) - TEMPLATE_KEYS):
+        check.add(code, key, "unknown field")
+    for key in ("code", "title", "prong", "role", "recurrence"):
+        if not raw.get(key):
+            check.add(code, key, "is required")
+    check.choice(code, "prong", raw.get("prong"), Prong.values)
+    check.choice(code, "role", raw.get("role"), SPECIALIST_ROLES)
+    supporting = raw.get("supporting_roles") or []
+    if not isinstance(supporting, list):
+        check.add(code, "supporting_roles", "must be a list of roles")
+        supporting = []
+    for role in supporting:
+        check.choice(code, "supporting_roles", role, SPECIALIST_ROLES)
+    priority = raw.get("priority", Priority.ROUTINE)
+    check.choice(code, "priority", priority, Priority.values)
+    window = raw.get("due_within_hours", 24)
+    if not _is_int(window) or window < 1:
+        check.add(code, "due_within_hours", "must be a whole number of hours, at least 1")
+
+    first_due = raw.get("first_due") or {}
+    if not isinstance(first_due, dict) or set(first_due) - {"day", "at"}:
+        check.add(code, "first_due", "must be a mapping with 'day' and optionally 'at' (HH:MM)")
+        first_due = {}
+    if "day" in first_due and not _is_int(first_due["day"]):
+        check.add(code, "first_due.day", "must be a whole number of days")
+    if first_due.get("at"):
+        try:
+            parse_hhmm(first_due["at"])
+        except ValueError as exc:
+            check.add(code, "first_due.at", str(exc))
+
+    recurrence = dict(raw.get("recurrence") or {})
+    kind = recurrence.pop("kind", None)
+    allowed_params = {"every_hours", "every_days", "weekdays", "at", "hours", "count", "until_day"}
+    for key in sorted(set(recurrence) - allowed_params):
+        check.add(code, f"recurrence.{key}", "unknown field")
+    if "weekdays" in recurrence:
+        names = recurrence["weekdays"] if isinstance(recurrence["weekdays"], list) else [recurrence["weekdays"]]
+        bad = [d for d in names if d not in WEEKDAY_CODES]
+        if bad:
+            check.add(code, "recurrence.weekdays", f"unknown day(s) {bad}; use MO TU WE TH FR SA SU")
+        recurrence["weekdays"] = sorted({WEEKDAY_CODES[d] for d in names if d in WEEKDAY_CODES})
+    if recurrence.get("at"):
+        try:
+            parse_hhmm(recurrence["at"])
+        except ValueError as exc:
+            check.add(code, "recurrence.at", str(exc))
+            recurrence.pop("at")
+    if kind is not None:
+        try:
+            spec = RecurrenceSpec.from_fields(
+                kind=kind,
+                first_due={k: v for k, v in first_due.items() if k == "day" and _is_int(v)},
+                recurrence=recurrence,
+            )
+        except (TypeError, ValueError) as exc:
+            check.add(code, "recurrence", str(exc))
+        else:
+            for field, message in validate_spec(spec):
+                check.add(code, field, message)
+    if kind == RecurrenceKind.ON_TRIGGER and first_due:
+        check.add(code, "first_due", "on_trigger templates are never scheduled; remove first_due")
+
+    applies_if = raw.get("applies_if") or {}
+    if not isinstance(applies_if, dict):
+        check.add(code, "applies_if", "must be a mapping")
+        applies_if = {}
+    for key in sorted(set(applies_if) - {"dialysis_modality", "medications_any"}):
+        check.add(code, f"applies_if.{key}", "unknown condition; use dialysis_modality or medications_any")
+    for value in applies_if.get("dialysis_modality", []):
+        check.choice(code, "applies_if.dialysis_modality", value, DialysisModality.values)
+    for value in applies_if.get("medications_any", []):
+        check.choice(code, "applies_if.medications_any", value, RiskMedication.values)
+
+    prerequisites = raw.get("prerequisites") or []
+    if not isinstance(prerequisites, list):
+        check.add(code, "prerequisites", "must be a list of template codes")
+        prerequisites = []
+
+    return {
+        "code": code,
+        "title": str(raw.get("title") or ""),
+        "prong": raw.get("prong"),
+        "role": raw.get("role"),
+        "supporting_roles": list(supporting),
+        "priority": priority,
+        "first_due": first_due if kind != RecurrenceKind.ON_TRIGGER else {},
+        "due_within_hours": window,
+        "recurrence_kind": kind,
+        "recurrence": recurrence,
+        "applies_if": applies_if,
+        "prerequisites": list(prerequisites),
+        "instructions": str(raw.get("instructions") or "").strip(),
+        "citation": str(raw.get("citation") or "").strip(),
+        "position": position,
+    }
+
+
+def _check_condition(cond: object, code: str, field: str, check: _Checker) -> None:
+    if not isinstance(cond, dict) or not cond:
+        check.add(code, field, "a condition must be a non-empty mapping")
+        return
+    if set(cond) == {"any"} or set(cond) == {"all"}:
+        ((key, items),) = cond.items()
+        if not isinstance(items, list) or not items:
+            check.add(code, f"{field}.{key}", "must be a non-empty list of conditions")
+            return
+        for i, item in enumerate(items):
+            _check_condition(item, code, f"{field}.{key}[{i}]", check)
+        return
+    if "event" in cond:
+        event = cond["event"]
+        if event not in EVENTS:
+            check.add(code, f"{field}.event", f"unknown event {event!r}; expected one of {sorted(EVENTS)}")
+            return
+        list_key, allowed = EVENTS[event]
+        values = cond.get(list_key)
+        if set(cond) != {"event", list_key} or not isinstance(values, list) or not values:
+            check.add(code, field, f"event {event} takes exactly one list, {list_key}")
+            return
+        for value in values:
+            check.choice(code, f"{field}.{list_key}", value, allowed)
+        return
+    if "observation" in cond:
+        check.choice(code, f"{field}.observation", cond["observation"], ObservationCode.values)
+    elif "derived" in cond:
+        check.choice(code, f"{field}.derived", cond["derived"], DerivedCode.values)
+    else:
+        check.add(code, field, "a condition needs one of: observation, derived, event, any, all")
+        return
+    rest = {k: v for k, v in cond.items() if k not in ("observation", "derived")}
+    op = rest.get("op")
+    if op in COMPARISON_OPS:
+        limits = set(rest) - {"op"}
+        if limits not in ({"value"}, {"times_upper_normal"}) or not all(_is_number(rest[k]) for k in limits):
+            check.add(code, field, f"op {op} takes one number: value or times_upper_normal")
+    elif op == "outside":
+        if set(rest) != {"op", "low", "high"} or not (_is_number(rest["low"]) and _is_number(rest["high"])):
+            check.add(code, field, "op outside takes numbers low and high")
+        elif rest["low"] >= rest["high"]:
+            check.add(code, field, "low must be below high")
+    elif "trend" in rest:
+        if rest["trend"] not in TRENDS or set(rest) - {"trend", "count"}:
+            check.add(code, field, f"trend must be one of {sorted(TRENDS)}, with an optional count")
+        elif "count" in rest and (not _is_int(rest["count"]) or rest["count"] < 2):
+            check.add(code, f"{field}.count", "must be a whole number of at least 2")
+    elif "rise_from_baseline" in rest:
+        if set(rest) != {"rise_from_baseline"} or not _is_number(rest["rise_from_baseline"]):
+            check.add(code, field, "rise_from_baseline takes one number")
+    else:
+        check.add(code, field, "needs op (gt, ge, lt, le, outside), trend, or rise_from_baseline")
+
+
+def _check_actions(actions: object, template_codes: set[str], code: str, check: _Checker) -> None:
+    if not isinstance(actions, list) or not actions:
+        check.add(code, "then", "must be a non-empty list of actions")
+        return
+    for i, action in enumerate(actions):
+        field = f"then[{i}]"
+        kinds = {"create_task", "ad_hoc_task", "flag", "hold_schedule"} & set(action or {})
+        if not isinstance(action, dict) or len(kinds) != 1:
+            check.add(code, field, "each action is exactly one of create_task, ad_hoc_task, flag, hold_schedule")
+            continue
+        kind = kinds.pop()
+        options = {k: v for k, v in action.items() if k != kind}
+        if kind in ("create_task", "hold_schedule") and action[kind] not in template_codes:
+            check.add(code, f"{field}.{kind}", f"no task template with code {action[kind]!r} in this pathway")
+        if kind == "create_task":
+            for key in sorted(set(options) - {"priority", "due_within_hours"}):
+                check.add(code, f"{field}.{key}", "unknown field")
+            if "priority" in options:
+                check.choice(code, f"{field}.priority", options["priority"], Priority.values)
+        elif kind == "ad_hoc_task":
+            spec = action[kind] if isinstance(action[kind], dict) else {}
+            for key in ("title", "role", "prong"):
+                if not spec.get(key):
+                    check.add(code, f"{field}.ad_hoc_task.{key}", "is required")
+            check.choice(code, f"{field}.ad_hoc_task.role", spec.get("role"), SPECIALIST_ROLES)
+            check.choice(code, f"{field}.ad_hoc_task.prong", spec.get("prong"), Prong.values)
+            check.choice(code, f"{field}.ad_hoc_task.priority", spec.get("priority", "urgent"), Priority.values)
+        elif kind == "flag":
+            spec = action[kind] if isinstance(action[kind], dict) else {}
+            if not spec.get("code"):
+                check.add(code, f"{field}.flag.code", "is required")
+            check.choice(code, f"{field}.flag.severity", spec.get("severity", "soft"), ["soft", "alert"])
+        due = options.get("due_within_hours", (action.get("ad_hoc_task") or {}).get("due_within_hours", 24))
+        if not _is_int(due) or due < 1:
+            check.add(code, f"{field}.due_within_hours", "must be a whole number of hours, at least 1")
+
+
+def pathway_content_parse(*, text: str, source: str) -> dict[str, Any]:
+    """Validate one content document and return its normalized form; raises ContentError listing every problem."""
+    check = _Checker(source)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ContentError([(source, "", "(file)", f"not valid YAML: {exc}")]) from exc
+    if not isinstance(raw, dict):
+        raise ContentError([(source, "", "(file)", "must be a mapping with slug, title, task_templates, rules")])
+    for key in sorted(set(raw) - TOP_KEYS):
+        check.add("", key, "unknown top-level field")
+    for key in ("slug", "title", "task_templates"):
+        if not raw.get(key):
+            check.add("", key, "is required")
+
+    templates: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    raw_templates = raw.get("task_templates") or []
+    if not isinstance(raw_templates, list):
+        check.add("", "task_templates", "must be a list")
+        raw_templates = []
+    for position, item in enumerate(raw_templates):
+        if not isinstance(item, dict):
+            check.add(f"#{position}", "(template)", "must be a mapping")
+            continue
+        normalized = _normalize_template(item, position, check)
+        if normalized["code"] in seen:
+            check.add(normalized["code"], "code", "duplicate template code")
+        seen.add(normalized["code"])
+        templates.append(normalized)
+    for template in templates:
+        for prerequisite in template["prerequisites"]:
+            if prerequisite not in seen:
+                check.add(template["code"], "prerequisites", f"no task template with code {prerequisite!r}")
+            elif prerequisite == template["code"]:
+                check.add(template["code"], "prerequisites", "a template cannot wait for itself")
+
+    rules: list[dict[str, Any]] = []
+    rule_codes: set[str] = set()
+    raw_rules = raw.get("rules") or []
+    if not isinstance(raw_rules, list):
+        check.add("", "rules", "must be a list")
+        raw_rules = []
+    for position, item in enumerate(raw_rules):
+        code = str((item or {}).get("code") or f"rule #{position}") if isinstance(item, dict) else f"rule #{position}"
+        if not isinstance(item, dict):
+            check.add(code, "(rule)", "must be a mapping")
+            continue
+        for key in sorted(set(item) - RULE_KEYS):
+            check.add(code, key, "unknown field")
+        if code in rule_codes:
+            check.add(code, "code", "duplicate rule code")
+        rule_codes.add(code)
+        _check_condition(item.get("when"), code, "when", check)
+        _check_actions(item.get("then"), seen, code, check)
+        rules.append(
+            {
+                "code": code,
+                "description": str(item.get("description") or "").strip(),
+                "when": item.get("when"),
+                "actions": item.get("then"),
+                "citation": str(item.get("citation") or "").strip(),
+                "position": position,
+            }
+        )
+
+    if check.problems:
+        raise ContentError(check.problems)
+    document = {
+        "slug": raw["slug"],
+        "title": raw["title"],
+        "description": str(raw.get("description") or "").strip(),
+        "citations": list(raw.get("citations") or []),
+        "task_templates": templates,
+        "rules": rules,
+    }
+    document["content_hash"] = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    return document
+
+
+def _write_document(document: dict[str, Any], source: str) -> LoadResult:
+    slug = document["slug"]
+    active = PathwayTemplate.objects.select_for_update().filter(slug=slug, status=TemplateStatus.ACTIVE).first()
+    if active is not None and active.content_hash == document["content_hash"]:
+        return LoadResult(source, slug, active.version, False, active.task_templates.count(), active.rules.count())
+    latest = PathwayTemplate.objects.filter(slug=slug).aggregate(v=Max("version"))["v"] or 0
+    if active is not None:
+        active.status = TemplateStatus.RETIRED
+        active.save(update_fields=["status"])
+    pathway = PathwayTemplate.objects.create(
+        slug=slug,
+        version=latest + 1,
+        title=document["title"],
+        description=document["description"],
+        status=TemplateStatus.ACTIVE,
+        citations=document["citations"],
+        content_hash=document["content_hash"],
+        source_file=source,
+    )
+    TaskTemplate.objects.bulk_create([TaskTemplate(pathway=pathway, **t) for t in document["task_templates"]])
+    Rule.objects.bulk_create([Rule(pathway=pathway, **r) for r in document["rules"]])
+    return LoadResult(source, slug, pathway.version, True, len(document["task_templates"]), len(document["rules"]))
+
+
+def pathways_load(*, paths: list[Path], progress: Callable[[str], None] | None = None) -> list[LoadResult]:
+    """Validate every file, then write them all in one transaction: nothing is written if any file is invalid."""
+    documents: list[tuple[dict[str, Any], str]] = []
+    problems: list[Problem] = []
+    for path in paths:
+        try:
+            documents.append(
+                (pathway_content_parse(text=path.read_text(encoding="utf-8"), source=str(path)), str(path))
+            )
+        except ContentError as exc:
+            problems.extend(exc.problems)
+        except OSError as exc:
+            problems.append((str(path), "", "(file)", f"cannot be read: {exc.strerror}"))
+    slugs = [doc["slug"] for doc, _ in documents]
+    for slug in {s for s in slugs if slugs.count(s) > 1}:
+        problems.append(("(several files)", "", "slug", f"slug {slug!r} appears in more than one file"))
+    if problems:
+        raise ContentError(problems)
+    results = []
+    with transaction.atomic():
+        for document, source in documents:
+            result = _write_document(document, source)
+            if progress:
+                state = "new version" if result.created else "unchanged"
+                progress(
+                    f"{result.slug} v{result.version}: {state} ({result.task_templates} task templates, "
+                    f"{result.rules} rules) from {Path(source).name}"
+                )
+            results.append(result)
+    return results
+
+
+def content_files(directory: Path) -> list[Path]:
+    """The content files in a directory, in a stable order."""
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])

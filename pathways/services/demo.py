@@ -1,0 +1,156 @@
+"""Synthetic demo data: three sites, a user for every role, about 20 enrolled patients. Idempotent."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from pathways.choices import LIVE_ENROLLMENT_STATUSES, SPECIALIST_ROLES, DialysisModality, RiskFactor, Role, Sex
+from pathways.models import Enrollment, Patient, Site, User
+from pathways.services.enrollment import care_team_add, enrollment_apply
+
+DEMO_PASSWORD = "carepath-demo"  # noqa: S105 - synthetic demo accounts only; printed by seed_demo
+
+SITES = [
+    ("phx", "Desert Kidney Center (demo)", "America/Phoenix"),
+    ("chi", "Lakeshore Renal Institute (demo)", "America/Chicago"),
+    ("nyc", "Hudson Dialysis Hospital (demo)", "America/New_York"),
+]
+
+# Synthetic, obviously fictional names; no real patient data anywhere.
+GIVEN = [
+    "Ada",
+    "Bram",
+    "Cleo",
+    "Dov",
+    "Esme",
+    "Fenn",
+    "Gala",
+    "Hugo",
+    "Iris",
+    "Jory",
+    "Kaia",
+    "Lior",
+    "Mira",
+    "Nico",
+    "Opal",
+    "Pax",
+    "Quin",
+    "Rhea",
+    "Sol",
+    "Tova",
+]
+FAMILY = ["Testpatient", "Demoson", "Samplewood", "Mockford", "Fictivo"]
+DAY_SETS = [[0, 2, 4], [1, 3, 5]]
+MODALITIES = [DialysisModality.HEMODIALYSIS] * 3 + [DialysisModality.PERITONEAL, DialysisModality.TRANSPLANT]
+MEDICATION_SETS = [["warfarin", "calcium_binder"], [], ["vitamin_d"], ["iron", "corticosteroid"], ["warfarin"]]
+RISK_SETS = [
+    ["diabetes", "obesity"],
+    ["long_term_dialysis"],
+    ["hyperparathyroidism", "low_albumin"],
+    [],
+    ["clotting_abnormality"],
+]
+SESSION_TIMES = [dt.time(6, 30), dt.time(11, 0), dt.time(15, 30)]
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    roles: list[str]
+    sites: list[str]
+
+
+def _user(username: str, roles: list[str], sites: list[Site]) -> tuple[User, bool]:
+    user, created = User.objects.get_or_create(
+        username=username,
+        defaults={
+            "email": f"{username}@example.org",
+            "roles": roles,
+            "is_staff": Role.ADMIN in roles,
+            "is_superuser": Role.ADMIN in roles,
+            "first_name": username.split(".")[0].title(),
+        },
+    )
+    if created:
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+        user.sites.set(sites)
+    return user, created
+
+
+@transaction.atomic
+def demo_seed(
+    *, patients_per_site: int = 7, progress: Callable[[str], None] = lambda _: None, now: dt.datetime | None = None
+) -> list[DemoLogin]:
+    """Create (or complete) the demo data set; running it again changes nothing that already exists."""
+    now = now or timezone.now()
+    sites = []
+    for code, name, tz in SITES:
+        site, _ = Site.objects.get_or_create(code=code, defaults={"name": name, "timezone": tz})
+        sites.append(site)
+    progress(f"sites: {', '.join(s.code for s in sites)}")
+
+    logins: list[DemoLogin] = []
+    coordinators = {}
+    for site in sites:
+        coordinators[site.code], _ = _user(f"coordinator.{site.code}", [Role.COORDINATOR], [site])
+        logins.append(DemoLogin(f"coordinator.{site.code}", [Role.COORDINATOR], [site.code]))
+    for username, roles in (("auditor", [Role.AUDITOR]), ("admin", [Role.ADMIN])):
+        _user(username, roles, sites)
+        logins.append(DemoLogin(username, roles, [s.code for s in sites]))
+    specialists = {}
+    for role in sorted(SPECIALIST_ROLES):
+        username = role.replace("_", "-")
+        specialists[role], _ = _user(username, [role], sites)
+        logins.append(DemoLogin(username, [role], [s.code for s in sites]))
+    progress(f"users: {len(logins)} (one per role, a coordinator per site)")
+
+    index = 0
+    for site in sites:
+        for n in range(patients_per_site):
+            modality = MODALITIES[index % len(MODALITIES)]
+            on_hd = modality == DialysisModality.HEMODIALYSIS
+            patient, created = Patient.objects.get_or_create(
+                site=site,
+                mrn=f"DEMO-{site.code.upper()}-{n + 1:04d}",
+                defaults={
+                    "given_name": GIVEN[index % len(GIVEN)],
+                    "family_name": FAMILY[index % len(FAMILY)],
+                    "birth_date": dt.date(1940 + (index * 3) % 45, 1 + index % 12, 1 + index % 28),
+                    "sex": [Sex.FEMALE, Sex.MALE][index % 2],
+                    "dialysis_modality": modality,
+                    "dialysis_days": DAY_SETS[index % 2] if on_hd else [],
+                    "dialysis_session_time": SESSION_TIMES[index % 3] if on_hd else None,
+                    "risk_medications": MEDICATION_SETS[index % len(MEDICATION_SETS)],
+                    "risk_factors": RISK_SETS[index % len(RISK_SETS)]
+                    + ([RiskFactor.FEMALE_SEX] if index % 2 == 0 else []),
+                },
+            )
+            index += 1
+            if Enrollment.objects.filter(
+                patient=patient, pathway_slug="calciphylaxis", status__in=LIVE_ENROLLMENT_STATUSES
+            ).exists():
+                continue
+            coordinator = coordinators[site.code]
+            # Stagger enrollment so the demo shows work of different ages (up to three weeks old).
+            enrolled_at = now - dt.timedelta(days=(n * 3) % 21, hours=n)
+            enrollment = enrollment_apply(
+                patient_id=patient.pk,
+                pathway_slug="calciphylaxis",
+                actor=coordinator,
+                coordinator=coordinator,
+                now=enrolled_at,
+            )
+            for role, user in specialists.items():
+                care_team_add(enrollment_id=enrollment.pk, user=user, role=role, actor=coordinator, now=enrolled_at)
+            progress(f"  enrolled {patient.mrn} ({'new' if created else 'existing'} patient, {modality})")
+    progress(
+        f"patients: {Patient.objects.count()}, live enrollments: "
+        f"{Enrollment.objects.filter(status__in=LIVE_ENROLLMENT_STATUSES).count()}"
+    )
+    return logins

@@ -1,0 +1,384 @@
+"""Enrollment writes: applying a pathway to a patient, the enrollment lifecycle, and care teams."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from pathways.choices import (
+    LIVE_ENROLLMENT_STATUSES,
+    OPEN_TASK_STATUSES,
+    SPECIALIST_ROLES,
+    EnrollmentEventKind,
+    EnrollmentStatus,
+    RecurrenceKind,
+    Role,
+    ScheduleStatus,
+    TaskStatus,
+    TemplateStatus,
+)
+from pathways.errors import AlreadyEnrolled, Conflict, IllegalTransition, InvalidInput, NotFound, NotPermitted
+from pathways.models import (
+    CareTeamMember,
+    Enrollment,
+    EnrollmentEvent,
+    PathwayTemplate,
+    Patient,
+    Schedule,
+    Task,
+    TaskTemplate,
+    User,
+)
+from pathways.selectors.access import can_enroll_patient, can_manage_enrollment
+from pathways.services.recurrence import first_occurrence, occurrence_after, occurrences_between
+from pathways.services.scheduling import calendar_for, schedule_materialize, spec_for
+from pathways.services.tasks import task_transition
+
+
+def template_applies(template: TaskTemplate, patient: Patient) -> bool:
+    """Does a template's applicability condition hold for this patient (as recorded at enrollment)?"""
+    condition = template.applies_if or {}
+    modalities = condition.get("dialysis_modality")
+    if modalities and patient.dialysis_modality not in modalities:
+        return False
+    medications = condition.get("medications_any")
+    return not (medications and not set(medications) & set(patient.risk_medications or []))
+
+
+def _record(
+    enrollment: Enrollment,
+    kind: str,
+    *,
+    actor: User | None,
+    at: dt.datetime,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+) -> None:
+    EnrollmentEvent.objects.create(enrollment=enrollment, kind=kind, actor=actor, at=at, reason=reason, data=data or {})
+
+
+def _lock_enrollment(enrollment_id: int) -> Enrollment:
+    try:
+        return Enrollment.objects.select_for_update().select_related("patient__site").get(pk=enrollment_id)
+    except Enrollment.DoesNotExist as exc:
+        raise NotFound(f"enrollment {enrollment_id} not found") from exc
+
+
+@transaction.atomic
+def enrollment_apply(
+    *,
+    patient_id: int,
+    pathway_slug: str,
+    actor: User | None,
+    coordinator: User | None = None,
+    now: dt.datetime | None = None,
+) -> Enrollment:
+    """Apply the active version of a pathway to a patient: day-0 tasks now, a schedule for later work.
+
+    Tasks land in role pools (nothing is assigned). A second live enrollment in the same pathway is refused.
+    """
+    now = now or timezone.now()
+    try:
+        patient = Patient.objects.select_for_update().select_related("site").get(pk=patient_id)
+    except Patient.DoesNotExist as exc:
+        raise NotFound(f"patient {patient_id} not found") from exc
+    if not can_enroll_patient(actor, patient):
+        raise NotPermitted("only a coordinator at the patient's site can enrol patients")
+    pathway = PathwayTemplate.objects.filter(slug=pathway_slug, status=TemplateStatus.ACTIVE).first()
+    if pathway is None:
+        raise InvalidInput(
+            f"no active pathway {pathway_slug!r}; load it with manage.py load_pathways",
+            fields={"pathway": ["no active version"]},
+        )
+    if coordinator is not None and (
+        Role.COORDINATOR not in coordinator.roles or not coordinator.sites.filter(pk=patient.site_id).exists()
+    ):
+        raise InvalidInput(
+            "the coordinator must be a coordinator at the patient's site",
+            fields={"coordinator": ["not a coordinator at this site"]},
+        )
+    if Enrollment.objects.filter(
+        patient=patient, pathway_slug=pathway.slug, status__in=LIVE_ENROLLMENT_STATUSES
+    ).exists():
+        raise AlreadyEnrolled(f"patient {patient.pk} already has a live {pathway.slug} enrollment")
+    try:
+        with transaction.atomic():
+            enrollment = Enrollment.objects.create(
+                patient=patient,
+                template=pathway,
+                pathway_slug=pathway.slug,
+                coordinator=coordinator,
+                enrolled_at=now,
+                enrolled_by=actor,
+                medications_at_enrollment=list(patient.risk_medications),
+                risk_factors_at_enrollment=list(patient.risk_factors),
+            )
+    except IntegrityError as exc:  # a concurrent enrollment won the race; the constraint decides
+        raise AlreadyEnrolled(f"patient {patient.pk} already has a live {pathway.slug} enrollment") from exc
+
+    cal = calendar_for(patient)
+    applied, skipped = [], []
+    schedules = []
+    for template in pathway.task_templates.all():
+        if template.recurrence_kind == RecurrenceKind.ON_TRIGGER:
+            continue
+        if not template_applies(template, patient):
+            skipped.append(template.code)
+            continue
+        applied.append(template.code)
+        first = first_occurrence(spec_for(template), anchor=now, cal=cal)
+        schedules.append(
+            Schedule(
+                enrollment=enrollment,
+                task_template=template,
+                anchor_at=now,
+                next_due_at=first,
+                status=ScheduleStatus.ACTIVE if first else ScheduleStatus.FINISHED,
+                finished_at=None if first else now,
+            )
+        )
+    Schedule.objects.bulk_create(schedules)
+    # Day-0 work (occurrences due now) becomes tasks at once; the sweep picks up the rest.
+    for schedule in schedules:
+        schedule.enrollment = enrollment
+        schedule_materialize(schedule=schedule, until=now, now=now, actor=actor)
+    if coordinator is not None:
+        CareTeamMember.objects.create(enrollment=enrollment, user=coordinator, role=Role.COORDINATOR, period_start=now)
+    _record(
+        enrollment,
+        EnrollmentEventKind.ENROLLED,
+        actor=actor,
+        at=now,
+        data={"pathway": pathway.slug, "version": pathway.version, "applied": applied, "not_applicable": skipped},
+    )
+    return enrollment
+
+
+def _require_manager(actor: User | None, enrollment: Enrollment) -> None:
+    if not can_manage_enrollment(actor, enrollment):
+        raise NotPermitted("only a coordinator at the patient's site can change this enrollment")
+
+
+@transaction.atomic
+def enrollment_hold(
+    *, enrollment_id: int, actor: User | None, reason: str, now: dt.datetime | None = None
+) -> Enrollment:
+    """Put an active enrollment on hold: its schedules pause (nothing new materializes)."""
+    now = now or timezone.now()
+    enrollment = _lock_enrollment(enrollment_id)
+    _require_manager(actor, enrollment)
+    if enrollment.status != EnrollmentStatus.ACTIVE:
+        raise IllegalTransition(f"an enrollment cannot go from {enrollment.status} to {EnrollmentStatus.ON_HOLD}")
+    if not reason.strip():
+        raise InvalidInput("a reason is required to put an enrollment on hold", fields={"reason": ["required"]})
+    enrollment.status, enrollment.held_at = EnrollmentStatus.ON_HOLD, now
+    enrollment.save(update_fields=["status", "held_at"])
+    paused = Schedule.objects.filter(enrollment=enrollment, status=ScheduleStatus.ACTIVE).update(
+        status=ScheduleStatus.PAUSED, paused_at=now, updated_at=now
+    )
+    _record(enrollment, EnrollmentEventKind.HELD, actor=actor, at=now, reason=reason, data={"schedules_paused": paused})
+    return enrollment
+
+
+def schedule_resume(schedule: Schedule, *, now: dt.datetime) -> int:
+    """Resume one paused schedule from now; returns how many occurrences were missed (recorded, not backfilled)."""
+    spec = spec_for(schedule.task_template)
+    cal = calendar_for(schedule.enrollment.patient)
+    missed = 0
+    if schedule.next_due_at is not None and schedule.next_due_at < now:
+        if spec.is_recurring and spec.kind != RecurrenceKind.AFTER_COMPLETION:
+            missed = len(
+                occurrences_between(
+                    spec,
+                    anchor=schedule.anchor_at,
+                    cal=cal,
+                    start=schedule.next_due_at,
+                    end=now,
+                    made=schedule.occurrences_made,
+                )
+            )
+            following = occurrence_after(
+                spec,
+                anchor=schedule.anchor_at,
+                cal=cal,
+                after=now - dt.timedelta(microseconds=1),
+                made=schedule.occurrences_made,
+            )
+            schedule.next_due_at = following
+        else:
+            # One-off and after-completion work is not lost to a hold: it is due from now.
+            schedule.next_due_at = now
+    schedule.skipped_occurrences += missed
+    schedule.paused_at, schedule.pause_reason = None, ""
+    if schedule.next_due_at is None:
+        schedule.status, schedule.finished_at = ScheduleStatus.FINISHED, now
+    else:
+        schedule.status = ScheduleStatus.ACTIVE
+    schedule.save(
+        update_fields=[
+            "next_due_at",
+            "skipped_occurrences",
+            "paused_at",
+            "pause_reason",
+            "status",
+            "finished_at",
+            "updated_at",
+        ]
+    )
+    return missed
+
+
+@transaction.atomic
+def enrollment_resume(*, enrollment_id: int, actor: User | None, now: dt.datetime | None = None) -> Enrollment:
+    """Resume a held enrollment: schedules continue from now; missed occurrences are recorded, not backfilled.
+
+    Schedules held by a safety rule (pause_reason set) stay paused until a clinician resumes them.
+    """
+    now = now or timezone.now()
+    enrollment = _lock_enrollment(enrollment_id)
+    _require_manager(actor, enrollment)
+    if enrollment.status != EnrollmentStatus.ON_HOLD:
+        raise IllegalTransition(f"an enrollment cannot go from {enrollment.status} to {EnrollmentStatus.ACTIVE}")
+    enrollment.status, enrollment.held_at = EnrollmentStatus.ACTIVE, None
+    enrollment.save(update_fields=["status", "held_at"])
+    missed: dict[str, int] = {}
+    schedules = (
+        Schedule.objects.select_for_update()
+        .select_related("task_template", "enrollment__patient__site")
+        .filter(enrollment=enrollment, status=ScheduleStatus.PAUSED, pause_reason="")
+    )
+    for schedule in schedules:
+        count = schedule_resume(schedule, now=now)
+        if count:
+            missed[schedule.task_template.code] = count
+    _record(enrollment, EnrollmentEventKind.RESUMED, actor=actor, at=now, data={"missed_occurrences": missed})
+    return enrollment
+
+
+def _end(
+    enrollment_id: int, *, actor: User | None, reason: str, status: str, kind: str, now: dt.datetime | None
+) -> Enrollment:
+    now = now or timezone.now()
+    enrollment = _lock_enrollment(enrollment_id)
+    _require_manager(actor, enrollment)
+    if enrollment.status not in LIVE_ENROLLMENT_STATUSES:
+        raise IllegalTransition(f"an enrollment cannot go from {enrollment.status} to {status}")
+    enrollment.status, enrollment.ended_at, enrollment.end_reason = status, now, reason
+    enrollment.save(update_fields=["status", "ended_at", "end_reason"])
+    open_ids = list(
+        Task.objects.filter(enrollment=enrollment, status__in=OPEN_TASK_STATUSES).values_list("pk", flat=True)
+    )
+    cancel_reason = f"enrollment {status}: {reason}" if reason else f"enrollment {status}"
+    for task_id in open_ids:
+        # System actor: ending the enrollment (already permission-checked) cancels its work.
+        task_transition(
+            task_id=task_id,
+            actor=None,
+            expected_version=None,
+            to_status=TaskStatus.CANCELLED,
+            reason=cancel_reason,
+            data={"by": actor.pk if actor else None},
+            now=now,
+        )
+    finished = (
+        Schedule.objects.filter(enrollment=enrollment)
+        .exclude(status=ScheduleStatus.FINISHED)
+        .update(status=ScheduleStatus.FINISHED, finished_at=now, next_due_at=None, updated_at=now)
+    )
+    _record(
+        enrollment,
+        kind,
+        actor=actor,
+        at=now,
+        reason=reason,
+        data={"tasks_cancelled": len(open_ids), "schedules_finished": finished},
+    )
+    return enrollment
+
+
+@transaction.atomic
+def enrollment_complete(
+    *, enrollment_id: int, actor: User | None, reason: str = "", now: dt.datetime | None = None
+) -> Enrollment:
+    """Complete an enrollment: open tasks are cancelled with the reason, schedules finish."""
+    return _end(
+        enrollment_id,
+        actor=actor,
+        reason=reason,
+        status=EnrollmentStatus.COMPLETED,
+        kind=EnrollmentEventKind.COMPLETED,
+        now=now,
+    )
+
+
+@transaction.atomic
+def enrollment_revoke(
+    *, enrollment_id: int, actor: User | None, reason: str, now: dt.datetime | None = None
+) -> Enrollment:
+    """Revoke an enrollment (ended early or in error): open tasks cancelled with the reason, schedules finish."""
+    if not reason.strip():
+        raise InvalidInput("a reason is required to revoke an enrollment", fields={"reason": ["required"]})
+    return _end(
+        enrollment_id,
+        actor=actor,
+        reason=reason,
+        status=EnrollmentStatus.REVOKED,
+        kind=EnrollmentEventKind.REVOKED,
+        now=now,
+    )
+
+
+@transaction.atomic
+def care_team_add(
+    *, enrollment_id: int, user: User, role: str, actor: User | None, now: dt.datetime | None = None
+) -> CareTeamMember:
+    """Add a user to an enrollment's care team in one of the roles they hold."""
+    now = now or timezone.now()
+    enrollment = _lock_enrollment(enrollment_id)
+    _require_manager(actor, enrollment)
+    if enrollment.status not in LIVE_ENROLLMENT_STATUSES:
+        raise IllegalTransition(f"a {enrollment.status} enrollment's care team cannot change")
+    if role not in SPECIALIST_ROLES and role != Role.COORDINATOR:
+        raise InvalidInput(f"{role!r} is not a care-team role", fields={"role": ["not a care-team role"]})
+    if role not in (user.roles or []) or not user.is_active:
+        raise InvalidInput(f"the user does not hold the {role} role", fields={"role": ["user lacks this role"]})
+    if not user.sites.filter(pk=enrollment.patient.site_id).exists():
+        raise InvalidInput("the user does not work at this patient's site", fields={"user": ["not at this site"]})
+    if CareTeamMember.objects.filter(enrollment=enrollment, user=user, role=role, period_end__isnull=True).exists():
+        raise Conflict(f"user {user.pk} is already on this care team as {role}")
+    member = CareTeamMember.objects.create(enrollment=enrollment, user=user, role=role, period_start=now)
+    _record(
+        enrollment,
+        EnrollmentEventKind.CARE_TEAM_ADDED,
+        actor=actor,
+        at=now,
+        data={"member": member.pk, "user": user.pk, "role": role},
+    )
+    return member
+
+
+@transaction.atomic
+def care_team_end(*, membership_id: int, actor: User | None, now: dt.datetime | None = None) -> CareTeamMember:
+    """End a care-team membership (the period closes; history is kept)."""
+    now = now or timezone.now()
+    try:
+        member = CareTeamMember.objects.select_for_update().get(pk=membership_id)
+    except CareTeamMember.DoesNotExist as exc:
+        raise NotFound(f"care team membership {membership_id} not found") from exc
+    enrollment = _lock_enrollment(member.enrollment_id)
+    _require_manager(actor, enrollment)
+    if member.period_end is not None:
+        raise IllegalTransition("this membership has already ended")
+    member.period_end = now
+    member.save(update_fields=["period_end"])
+    _record(
+        enrollment,
+        EnrollmentEventKind.CARE_TEAM_ENDED,
+        actor=actor,
+        at=now,
+        data={"member": member.pk, "user": member.user_id, "role": member.role},
+    )
+    return member

@@ -1,0 +1,442 @@
+"""Task writes. `_apply_change` is the one function that changes a task's status or assignee."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from pathways.choices import OPEN_TASK_STATUSES, TaskEventKind, TaskStatus
+from pathways.errors import IllegalTransition, InvalidInput, NotFound, NotPermitted, StaleVersion
+from pathways.models import Task, TaskEvent, TaskTemplate, User
+from pathways.selectors.access import can_act_on_task
+
+S = TaskStatus
+
+# Allowed moves. On-hold returns to the status it was held from (see task_resume). Terminal states can
+# only be corrected to entered-in-error.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.REQUESTED: frozenset({S.ACCEPTED, S.IN_PROGRESS, S.ON_HOLD, S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR}),
+    S.ACCEPTED: frozenset(
+        {S.REQUESTED, S.IN_PROGRESS, S.COMPLETED, S.ON_HOLD, S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR}
+    ),
+    S.IN_PROGRESS: frozenset({S.COMPLETED, S.ON_HOLD, S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR}),
+    S.ON_HOLD: frozenset({S.REQUESTED, S.ACCEPTED, S.IN_PROGRESS, S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR}),
+    S.COMPLETED: frozenset({S.ENTERED_IN_ERROR}),
+    S.CANCELLED: frozenset({S.ENTERED_IN_ERROR}),
+    S.FAILED: frozenset({S.ENTERED_IN_ERROR}),
+    S.ENTERED_IN_ERROR: frozenset(),
+}
+
+# The permission each target status needs (see selectors.access.can_act_on_task).
+ACTION_FOR_STATUS = {
+    S.ACCEPTED: "accept",
+    S.IN_PROGRESS: "start",
+    S.COMPLETED: "complete",
+    S.ON_HOLD: "hold",
+    S.CANCELLED: "cancel",
+    S.FAILED: "fail",
+    S.ENTERED_IN_ERROR: "entered-in-error",
+    S.REQUESTED: "unclaim",
+}
+
+REASON_REQUIRED = frozenset({S.ON_HOLD, S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR})
+
+_UNSET: Any = object()
+
+
+def _lock(task_id: int) -> Task:
+    try:
+        return (
+            Task.objects.select_for_update(of=("self",))
+            .select_related("enrollment__patient", "template")
+            .get(pk=task_id)
+        )
+    except Task.DoesNotExist as exc:
+        raise NotFound(f"task {task_id} not found") from exc
+
+
+def _apply_change(
+    *,
+    task_id: int,
+    actor: User | None,
+    expected_version: int | None,
+    action: str,
+    to_status: str | None = None,
+    assignee: User | None = _UNSET,
+    reason: str = "",
+    outcome: str = "",
+    data: dict[str, Any] | None = None,
+    hold_until: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> Task:
+    """Lock the row, check version, transition table and permission, write the change and its TaskEvents."""
+    now = now or timezone.now()
+    task = _lock(task_id)
+    if expected_version is not None and task.version != expected_version:
+        raise StaleVersion(
+            f"task {task.pk} is at version {task.version}, not {expected_version}: reload it and try again"
+        )
+    if not can_act_on_task(actor, task, action):
+        raise NotPermitted(f"you may not {action} this task")
+    from_status = task.status
+    events: list[TaskEvent] = []
+    fields = {"version", "updated_at"}
+
+    if to_status is not None:
+        if to_status not in TRANSITIONS:
+            raise InvalidInput(f"unknown task status {to_status!r}", fields={"status": ["unknown status"]})
+        if to_status not in TRANSITIONS[from_status]:
+            raise IllegalTransition(f"a task cannot go from {from_status} to {to_status}")
+        if to_status in REASON_REQUIRED and not reason.strip():
+            raise InvalidInput(f"a reason is required to move a task to {to_status}", fields={"reason": ["required"]})
+        task.status = to_status
+        fields.add("status")
+        if to_status == S.ON_HOLD:
+            task.status_before_hold, task.hold_until = from_status, hold_until
+            fields |= {"status_before_hold", "hold_until"}
+        elif from_status == S.ON_HOLD:
+            task.status_before_hold, task.hold_until = "", None
+            fields |= {"status_before_hold", "hold_until"}
+        if to_status == S.IN_PROGRESS and task.started_at is None:
+            task.started_at = now
+            fields.add("started_at")
+        if to_status == S.COMPLETED:
+            task.completed_at, task.completed_by, task.outcome = now, actor, outcome
+            fields |= {"completed_at", "completed_by", "outcome"}
+        events.append(
+            TaskEvent(
+                task=task,
+                kind=TaskEventKind.TRANSITIONED,
+                at=now,
+                actor=actor,
+                from_status=from_status,
+                to_status=to_status,
+                reason=reason,
+                data={**(data or {}), **({"outcome": outcome} if outcome else {})},
+            )
+        )
+
+    if assignee is not _UNSET and (assignee.pk if assignee else None) != task.assignee_id:
+        previous = task.assignee_id
+        task.assignee = assignee
+        fields.add("assignee")
+        events.append(
+            TaskEvent(
+                task=task,
+                kind=TaskEventKind.ASSIGNED if assignee else TaskEventKind.UNASSIGNED,
+                at=now,
+                actor=actor,
+                reason=reason,
+                data={"from": previous, "to": assignee.pk if assignee else None},
+            )
+        )
+
+    if not events:
+        return task
+    task.version += 1
+    task.save(update_fields=sorted(fields))
+    TaskEvent.objects.bulk_create(events)
+    if to_status == S.COMPLETED:
+        _after_completion(task, now=now, actor=actor)
+    return task
+
+
+def _after_completion(task: Task, *, now: dt.datetime, actor: User | None) -> None:
+    """Completion moves an after-completion schedule and releases tasks waiting for this template."""
+    from pathways.services.scheduling import schedule_on_task_completed
+
+    if task.schedule_id is not None:
+        schedule_on_task_completed(schedule_id=task.schedule_id, completed_at=now)
+    if task.template is None:
+        return
+    code = task.template.code
+    # Few open tasks per enrollment wait at all; filter the JSON list in Python (portable to SQLite).
+    waiting = (
+        Task.objects.select_for_update()
+        .filter(enrollment_id=task.enrollment_id, status__in=OPEN_TASK_STATUSES)
+        .exclude(blocked_by=[])
+    )
+    released = []
+    for other in waiting:
+        if code not in other.blocked_by:
+            continue
+        other.blocked_by = [c for c in other.blocked_by if c != code]
+        other.version += 1
+        other.save(update_fields=["blocked_by", "version", "updated_at"])
+        released.append(
+            TaskEvent(
+                task=other,
+                kind=TaskEventKind.UNBLOCKED,
+                at=now,
+                actor=actor,
+                data={"prerequisite": code, "by_task": task.pk, "still_waiting_for": other.blocked_by},
+            )
+        )
+    TaskEvent.objects.bulk_create(released)
+
+
+# --- public services ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def task_transition(
+    *,
+    task_id: int,
+    to_status: str,
+    actor: User | None,
+    expected_version: int | None,
+    reason: str = "",
+    outcome: str = "",
+    data: dict[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> Task:
+    """Move a task to `to_status` (accept, start, complete, cancel, fail, entered-in-error)."""
+    if to_status == S.ON_HOLD:
+        return task_hold(task_id=task_id, actor=actor, expected_version=expected_version, reason=reason, now=now)
+    action = ACTION_FOR_STATUS.get(to_status, to_status)
+    return _apply_change(
+        task_id=task_id,
+        actor=actor,
+        expected_version=expected_version,
+        action=action,
+        to_status=to_status,
+        reason=reason,
+        outcome=outcome,
+        data=data,
+        now=now,
+    )
+
+
+@transaction.atomic
+def task_hold(
+    *,
+    task_id: int,
+    actor: User | None,
+    expected_version: int | None,
+    reason: str,
+    until: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> Task:
+    """Put an open task on hold, optionally until a time; it resumes to the status it was held from."""
+    if until is not None and until <= (now or timezone.now()):
+        raise InvalidInput("'until' must be in the future", fields={"until": ["must be in the future"]})
+    return _apply_change(
+        task_id=task_id,
+        actor=actor,
+        expected_version=expected_version,
+        action="hold",
+        to_status=S.ON_HOLD,
+        reason=reason,
+        hold_until=until,
+        data={"until": until.isoformat()} if until else None,
+        now=now,
+    )
+
+
+@transaction.atomic
+def task_resume(
+    *, task_id: int, actor: User | None, expected_version: int | None, now: dt.datetime | None = None
+) -> Task:
+    """Return a held task to the status it was held from."""
+    task = _lock(task_id)
+    if task.status != S.ON_HOLD:
+        raise IllegalTransition(f"only an on-hold task can be resumed; this one is {task.status}")
+    return _apply_change(
+        task_id=task_id,
+        actor=actor,
+        expected_version=expected_version,
+        action="resume",
+        to_status=task.status_before_hold or S.REQUESTED,
+        now=now,
+    )
+
+
+@transaction.atomic
+def task_assign(
+    *,
+    task_id: int,
+    assignee: User | None,
+    actor: User | None,
+    expected_version: int | None,
+    reason: str = "",
+    now: dt.datetime | None = None,
+) -> Task:
+    """Assign an open task to a user (or back to the pool with None); the assignee must hold the task's role."""
+    task = _lock(task_id)
+    if task.status not in OPEN_TASK_STATUSES:
+        raise IllegalTransition(f"a {task.status} task cannot be assigned")
+    if assignee is not None:
+        if not assignee.is_active or task.role not in (assignee.roles or []):
+            raise InvalidInput(
+                f"the assignee must be an active user with the {task.role} role",
+                fields={"assignee": [f"does not hold the {task.role} role"]},
+            )
+        if not assignee.sites.filter(pk=task.enrollment.patient.site_id).exists():
+            raise InvalidInput(
+                "the assignee does not work at this patient's site", fields={"assignee": ["not at this site"]}
+            )
+    # Reassigning an accepted task returns it to requested: the new assignee has not accepted it.
+    to_status = S.REQUESTED if task.status == S.ACCEPTED else None
+    return _apply_change(
+        task_id=task_id,
+        actor=actor,
+        expected_version=expected_version,
+        action="assign",
+        to_status=to_status,
+        assignee=assignee,
+        reason=reason,
+        now=now,
+    )
+
+
+@transaction.atomic
+def task_claim(*, task_id: int, actor: User, expected_version: int | None, now: dt.datetime | None = None) -> Task:
+    """Take a task from one's role pool: assign it to oneself and accept it."""
+    task = _lock(task_id)
+    if task.assignee_id is not None:
+        raise IllegalTransition("this task is already assigned; it is no longer in the pool")
+    if task.status != S.REQUESTED:
+        raise IllegalTransition(f"a task cannot go from {task.status} to {S.ACCEPTED}")
+    return _apply_change(
+        task_id=task_id,
+        actor=actor,
+        expected_version=expected_version,
+        action="claim",
+        to_status=S.ACCEPTED,
+        assignee=actor,
+        now=now,
+    )
+
+
+@transaction.atomic
+def task_unclaim(*, task_id: int, actor: User, expected_version: int | None, now: dt.datetime | None = None) -> Task:
+    """Give one's task back to the role pool (accepted/requested -> requested, unassigned)."""
+    task = _lock(task_id)
+    to_status = S.REQUESTED if task.status == S.ACCEPTED else None
+    if task.status not in (S.REQUESTED, S.ACCEPTED):
+        raise IllegalTransition(f"a task cannot go from {task.status} to {S.REQUESTED}")
+    return _apply_change(
+        task_id=task_id,
+        actor=actor,
+        expected_version=expected_version,
+        action="unclaim",
+        to_status=to_status,
+        assignee=None,
+        now=now,
+    )
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What a new task needs besides its enrollment; built from a template or ad hoc."""
+
+    title: str
+    prong: str
+    role: str
+    priority: str
+    available_at: dt.datetime
+    due_at: dt.datetime
+    template: TaskTemplate | None = None
+    schedule_id: int | None = None
+    occurrence: int | None = None
+    rule_code: str = ""
+    instructions: str = ""
+    blocked_by: tuple[str, ...] = ()
+
+
+def tasks_create(
+    *,
+    enrollment_id: int,
+    new_tasks: Iterable[NewTask],
+    actor: User | None,
+    reason: str = "",
+    now: dt.datetime | None = None,
+) -> list[Task]:
+    """Create tasks (in role pools, unassigned) with their 'created' events, in bulk. Caller holds the transaction.
+
+    A scheduled occurrence that already exists violates the unique (schedule, occurrence) constraint and
+    raises IntegrityError: callers that may race run this inside a savepoint.
+    """
+    now = now or timezone.now()
+    rows = [
+        Task(
+            enrollment_id=enrollment_id,
+            template=n.template,
+            schedule_id=n.schedule_id,
+            occurrence=n.occurrence,
+            rule_code=n.rule_code,
+            title=n.title,
+            prong=n.prong,
+            role=n.role,
+            priority=n.priority,
+            available_at=n.available_at,
+            due_at=n.due_at,
+            blocked_by=list(n.blocked_by),
+            instructions=n.instructions,
+        )
+        for n in new_tasks
+    ]
+    if not rows:
+        return []
+    created = Task.objects.bulk_create(rows)
+    TaskEvent.objects.bulk_create(
+        TaskEvent(
+            task=t,
+            kind=TaskEventKind.CREATED,
+            at=now,
+            actor=actor,
+            to_status=t.status,
+            reason=reason,
+            data={
+                "template": t.template.code if t.template else None,
+                "occurrence": t.occurrence,
+                "rule": t.rule_code or None,
+                "blocked_by": t.blocked_by,
+            },
+        )
+        for t in created
+    )
+    return created
+
+
+def new_task_from_template(
+    template: TaskTemplate,
+    *,
+    available_at: dt.datetime,
+    completed_codes: set[str],
+    schedule_id: int | None = None,
+    occurrence: int | None = None,
+    priority: str | None = None,
+    due_within_hours: int | None = None,
+    rule_code: str = "",
+) -> NewTask:
+    """A NewTask for one occurrence of a template, waiting on any prerequisite not yet completed."""
+    window = dt.timedelta(hours=due_within_hours or template.due_within_hours)
+    return NewTask(
+        title=template.title,
+        prong=template.prong,
+        role=template.role,
+        priority=priority or template.priority,
+        available_at=available_at,
+        due_at=available_at + window,
+        template=template,
+        schedule_id=schedule_id,
+        occurrence=occurrence,
+        rule_code=rule_code,
+        instructions=template.instructions,
+        blocked_by=tuple(c for c in template.prerequisites if c not in completed_codes),
+    )
+
+
+def completed_template_codes(enrollment_id: int) -> set[str]:
+    """Codes of the templates with at least one completed task in the enrollment (for prerequisites)."""
+    return set(
+        Task.objects.filter(enrollment_id=enrollment_id, status=S.COMPLETED, template__isnull=False)
+        .values_list("template__code", flat=True)
+        .distinct()
+    )
