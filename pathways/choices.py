@@ -228,3 +228,25 @@ class Finding(models.TextChoices):
     PROGRESSION = "progression", "Progression despite treatment"
     NO_IMPROVEMENT = "no_improvement", "No improvement"
     WEIGHT_LOSS = "weight_loss", "Weight loss"
+
+
+class MedicationChangeKind(models.TextChoices):
+    STARTED = "started", "Started (new order)"
+    DOSE_CHANGED = "dose_changed", "Dose changed"
+    STOPPED = "stopped", "Stopped"
+
+
+class FlagSeverity(models.TextChoices):
+    SOFT = "soft", "Soft (for awareness)"
+    ALERT = "alert", "Alert"
+
+
+class RuleOutcome(models.TextChoices):
+    """What one action of a fired rule did."""
+
+    TASK_CREATED = "task_created", "Task created"
+    TASK_LINKED = "task_linked", "Linked to the rule's open task (dedupe)"
+    FLAG_RAISED = "flag_raised", "Flag raised"
+    FLAG_LINKED = "flag_linked", "Linked to the active flag (dedupe)"
+    SCHEDULE_HELD = "schedule_held", "Schedule held"
+    NOTHING_TO_HOLD = "nothing_to_hold", "No active schedule to hold"

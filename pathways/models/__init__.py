@@ -1,19 +1,25 @@
 """Models, one module per aggregate; imported here so Django finds them."""
 
 from pathways.models.care import CareTeamMember, Enrollment, EnrollmentEvent, Patient, Site, User
+from pathways.models.clinical import Assessment, Flag, MedicationChange, Observation, RuleFiring
 from pathways.models.security import LoginThrottle
 from pathways.models.tasks import Notification, Schedule, Task, TaskEvent
 from pathways.models.templates import PathwayTemplate, Rule, TaskTemplate
 
 __all__ = [
+    "Assessment",
     "CareTeamMember",
     "Enrollment",
     "EnrollmentEvent",
+    "Flag",
     "LoginThrottle",
+    "MedicationChange",
     "Notification",
+    "Observation",
     "PathwayTemplate",
     "Patient",
     "Rule",
+    "RuleFiring",
     "Schedule",
     "Site",
     "Task",

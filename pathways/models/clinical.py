@@ -1,0 +1,181 @@
+"""Clinical data: observations (labs, vitals, scores), assessments, medication changes, flags, rule firings."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from pathways.choices import (
+    DerivedCode,
+    FlagSeverity,
+    MedicationChangeKind,
+    ObservationCode,
+    RiskMedication,
+    RuleOutcome,
+)
+
+ALL_OBSERVATION_CODES = [*ObservationCode.values, *DerivedCode.values]
+
+
+class Assessment(models.Model):
+    """A clinical assessment (wound, pain, response review) with its findings; its values are Observations."""
+
+    enrollment = models.ForeignKey("pathways.Enrollment", on_delete=models.PROTECT, related_name="assessments")
+    # Finding values (choices.Finding) observed at this assessment; rules with `event: finding` react to them.
+    findings = models.JSONField(default=list, blank=True)
+    note = models.TextField(blank=True)
+    effective_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey("pathways.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # The task whose structured completion carried this assessment, if any.
+    task = models.ForeignKey(
+        "pathways.Task", on_delete=models.PROTECT, null=True, blank=True, related_name="assessments"
+    )
+
+    class Meta:
+        ordering = ["-effective_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"assessment {self.pk} on enrollment {self.enrollment_id}"
+
+
+class Observation(models.Model):
+    """One measured or derived value in its canonical unit, with what was entered (FHIR Observation)."""
+
+    enrollment = models.ForeignKey("pathways.Enrollment", on_delete=models.PROTECT, related_name="observations")
+    code = models.CharField(max_length=32)
+    value = models.DecimalField(max_digits=14, decimal_places=4)
+    unit = models.CharField(max_length=32)  # always the code's canonical unit
+    # As entered, before normalization (auditable: the conversion can be re-checked).
+    entered_value = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    entered_unit = models.CharField(max_length=32, blank=True)
+    # The lab's upper limit of normal, canonical unit (PTH rules are relative to it).
+    reference_high = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    # True when the lab gave none and the documented default was used.
+    reference_high_defaulted = models.BooleanField(default=False)
+    effective_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey("pathways.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    assessment = models.ForeignKey(
+        Assessment, on_delete=models.PROTECT, null=True, blank=True, related_name="observations"
+    )
+    # The task whose structured completion carried this value, if any.
+    task = models.ForeignKey(
+        "pathways.Task", on_delete=models.PROTECT, null=True, blank=True, related_name="observations"
+    )
+    # Derived values (corrected calcium, Ca x P) point at the measured values they were computed from.
+    inputs = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="derived_values")
+
+    class Meta:
+        ordering = ["-effective_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(code__in=ALL_OBSERVATION_CODES), name="%(app_label)s_%(class)s_code_valid"
+            ),
+        ]
+        indexes = [
+            # Rules and derived values read "the latest values of a code for an enrollment".
+            models.Index(fields=["enrollment", "code", "effective_at"], name="pathways_obs_enr_code_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.value} {self.unit} (observation {self.pk})"
+
+
+class MedicationChange(models.Model):
+    """A risk medication started, changed or stopped for an enrolled patient."""
+
+    enrollment = models.ForeignKey("pathways.Enrollment", on_delete=models.PROTECT, related_name="medication_changes")
+    medication = models.CharField(max_length=32, choices=RiskMedication.choices)
+    # The drug as ordered (e.g. "calcium acetate 667 mg"), named in the review task.
+    drug_name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=MedicationChangeKind.choices)
+    note = models.TextField(blank=True)
+    effective_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey("pathways.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-effective_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(medication__in=RiskMedication.values), name="%(app_label)s_%(class)s_medication_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=MedicationChangeKind.values), name="%(app_label)s_%(class)s_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.medication} (medication change {self.pk})"
+
+
+class Flag(models.Model):
+    """A condition raised on an enrollment by a rule; active until a later value is back in range."""
+
+    enrollment = models.ForeignKey("pathways.Enrollment", on_delete=models.PROTECT, related_name="flags")
+    code = models.SlugField(max_length=64)
+    rule_code = models.SlugField(max_length=64)
+    severity = models.CharField(max_length=16, choices=FlagSeverity.choices, default=FlagSeverity.SOFT)
+    message = models.CharField(max_length=500)
+    source_observation = models.ForeignKey(
+        Observation, on_delete=models.PROTECT, null=True, blank=True, related_name="flags_raised"
+    )
+    raised_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by_observation = models.ForeignKey(
+        Observation, on_delete=models.PROTECT, null=True, blank=True, related_name="flags_cleared"
+    )
+
+    class Meta:
+        ordering = ["-raised_at", "-pk"]
+        constraints = [
+            # At most one active flag per code: a rule firing again links to it instead of raising another.
+            models.UniqueConstraint(
+                fields=["enrollment", "code"],
+                condition=Q(cleared_at__isnull=True),
+                name="%(app_label)s_%(class)s_unique_active_code",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"flag {self.code} on enrollment {self.enrollment_id}"
+
+
+class RuleFiring(models.Model):
+    """One action of a rule that fired: what triggered it and the task, flag or schedule it touched.
+
+    This is the link between an observation and the task a rule created (or linked it to, on dedupe).
+    """
+
+    enrollment = models.ForeignKey("pathways.Enrollment", on_delete=models.PROTECT, related_name="rule_firings")
+    rule = models.ForeignKey("pathways.Rule", on_delete=models.PROTECT, related_name="firings")
+    rule_code = models.SlugField(max_length=64)
+    outcome = models.CharField(max_length=20, choices=RuleOutcome.choices)
+    observation = models.ForeignKey(
+        Observation, on_delete=models.PROTECT, null=True, blank=True, related_name="rule_firings"
+    )
+    assessment = models.ForeignKey(
+        Assessment, on_delete=models.PROTECT, null=True, blank=True, related_name="rule_firings"
+    )
+    medication_change = models.ForeignKey(
+        MedicationChange, on_delete=models.PROTECT, null=True, blank=True, related_name="rule_firings"
+    )
+    task = models.ForeignKey("pathways.Task", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    flag = models.ForeignKey(Flag, on_delete=models.PROTECT, null=True, blank=True, related_name="firings")
+    schedule = models.ForeignKey("pathways.Schedule", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Why it fired: the values compared (for audit and for the clinician reading the task).
+    data = models.JSONField(default=dict, blank=True)
+    fired_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["fired_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=RuleOutcome.values), name="%(app_label)s_%(class)s_outcome_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["enrollment", "rule_code"], name="pathways_firing_enr_rule")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_code} {self.outcome} (firing {self.pk})"
