@@ -1,0 +1,86 @@
+"""Recording risk-medication changes for an enrolled patient; the rules decide what review they need."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from pathways.choices import MedicationChangeKind, RiskMedication
+from pathways.errors import InvalidInput
+from pathways.models import MedicationChange, RuleFiring, Task, User
+from pathways.services.observations import enrollment_for_clinical_write
+from pathways.services.rules import RuleTrigger, rules_evaluate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class MedicationChangeResult:
+    change: MedicationChange
+    firings: list[RuleFiring] = field(default_factory=list)
+    tasks_created: list[Task] = field(default_factory=list)
+
+
+@transaction.atomic
+def medication_change_record(
+    *,
+    enrollment_id: int,
+    medication: str,
+    drug_name: str,
+    kind: str = MedicationChangeKind.STARTED,
+    effective_at: dt.datetime | None = None,
+    note: str = "",
+    actor: User | None,
+    now: dt.datetime | None = None,
+) -> MedicationChangeResult:
+    """Record a risk medication started, changed or stopped; a new order fires the medication-review rule.
+
+    The patient's current risk-medication list follows (started adds, stopped removes); what was captured
+    at enrollment stays on the enrollment as it was.
+    """
+    now = now or timezone.now()
+    if medication not in RiskMedication.values:
+        accepted = ", ".join(RiskMedication.values)
+        raise InvalidInput(
+            f"unknown risk medication {medication!r}; accepted: {accepted}",
+            fields={"medication": [f"use one of: {accepted}"]},
+        )
+    if kind not in MedicationChangeKind.values:
+        accepted = ", ".join(MedicationChangeKind.values)
+        raise InvalidInput(
+            f"unknown change {kind!r}; accepted: {accepted}", fields={"kind": [f"use one of: {accepted}"]}
+        )
+    drug_name = drug_name.strip()
+    if not drug_name:
+        raise InvalidInput("name the drug as ordered", fields={"drug_name": ["required"]})
+    effective_at = effective_at or now
+    if effective_at > now + dt.timedelta(minutes=5):
+        raise InvalidInput("effective_at is in the future", fields={"effective_at": ["cannot be in the future"]})
+    enrollment = enrollment_for_clinical_write(actor=actor, enrollment_id=enrollment_id)
+
+    change = MedicationChange.objects.create(
+        enrollment=enrollment,
+        medication=medication,
+        drug_name=drug_name[:200],
+        kind=kind,
+        note=note.strip(),
+        effective_at=effective_at,
+        recorded_at=now,
+        recorded_by=actor,
+    )
+    patient = enrollment.patient
+    current = list(patient.risk_medications or [])
+    if kind == MedicationChangeKind.STARTED and medication not in current:
+        patient.risk_medications = [*current, medication]
+        patient.save(update_fields=["risk_medications"])
+    elif kind == MedicationChangeKind.STOPPED and medication in current:
+        patient.risk_medications = [m for m in current if m != medication]
+        patient.save(update_fields=["risk_medications"])
+
+    outcome = rules_evaluate(enrollment=enrollment, trigger=RuleTrigger(medication_change=change), actor=actor, now=now)
+    logger.info("medication change recorded: enrollment=%s change=%s kind=%s", enrollment.pk, change.pk, kind)
+    return MedicationChangeResult(change=change, firings=outcome.firings, tasks_created=outcome.tasks_created)

@@ -1,0 +1,372 @@
+"""Recording clinical data: observations (normalized on entry), derived values, assessments, structured completion.
+
+Every write here goes through `clinical_data_record`, which validates everything first, writes all of it,
+computes derived values and runs the rule engine, in one transaction: either the values, their derived
+values, and the tasks and flags they trigger all exist, or none of them do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from pathways.choices import LIVE_ENROLLMENT_STATUSES, DerivedCode, Finding, ObservationCode, TaskStatus
+from pathways.errors import IllegalTransition, InvalidInput, NotFound, NotPermitted
+from pathways.models import Assessment, Enrollment, Flag, Observation, RuleFiring, Task, User
+from pathways.selectors.access import is_admin, is_coordinator, scope_enrollments, specialist_roles
+from pathways.services import units
+from pathways.services.tasks import task_transition
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DERIVED_WINDOW_HOURS = 72
+
+
+@dataclass(frozen=True)
+class ObservationInput:
+    """One value as entered: code, number, unit, optional time and (for PTH) the lab's upper normal."""
+
+    code: str
+    value: Any
+    unit: str | None = None
+    effective_at: dt.datetime | None = None
+    reference_high: Any = None
+
+
+@dataclass
+class ClinicalRecordResult:
+    """What recording did: the rows written and what the rules did with them."""
+
+    enrollment: Enrollment
+    observations: list[Observation] = field(default_factory=list)
+    derived: list[Observation] = field(default_factory=list)
+    assessment: Assessment | None = None
+    firings: list[RuleFiring] = field(default_factory=list)
+    tasks_created: list[Task] = field(default_factory=list)
+    flags_raised: list[Flag] = field(default_factory=list)
+    flags_cleared: list[Flag] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    normalized: units.Normalized
+    effective_at: dt.datetime
+    reference_high: Decimal | None
+    reference_high_defaulted: bool
+
+
+def derived_window() -> dt.timedelta:
+    hours = settings.CAREPATH.get("DERIVED_WINDOW_HOURS", DEFAULT_DERIVED_WINDOW_HOURS)
+    return dt.timedelta(hours=int(hours))
+
+
+def enrollment_for_clinical_write(*, actor: User | None, enrollment_id: int) -> Enrollment:
+    """Lock a live enrollment the actor may record clinical data for.
+
+    The row lock serializes recordings for one enrollment, so two labs arriving together cannot both
+    decide that "no open task exists yet" (dedupe) or read each other's half-written values (trends).
+    """
+    try:
+        enrollment = (
+            Enrollment.objects.select_for_update(of=("self",))
+            .select_related("patient__site", "template")
+            .get(pk=enrollment_id)
+        )
+    except Enrollment.DoesNotExist as exc:
+        raise NotFound(f"enrollment {enrollment_id} not found") from exc
+    if actor is not None:
+        if not scope_enrollments(actor).filter(pk=enrollment.pk).exists():
+            raise NotFound(f"enrollment {enrollment_id} not found")
+        if not (is_admin(actor) or is_coordinator(actor) or specialist_roles(actor)):
+            raise NotPermitted("only clinicians and coordinators can record clinical data")
+    if enrollment.status not in LIVE_ENROLLMENT_STATUSES:
+        raise IllegalTransition(f"the enrollment is {enrollment.status}; clinical data can no longer be recorded")
+    return enrollment
+
+
+def _prepare(values: Sequence[ObservationInput], *, default_at: dt.datetime, now: dt.datetime) -> list[_Prepared]:
+    """Normalize and check every value before anything is written; the first problem raises InvalidInput."""
+    prepared = []
+    for i, item in enumerate(values):
+        prefix = f"values[{i}]" if len(values) > 1 else ""
+
+        def named(exc: InvalidInput, prefix: str = prefix) -> InvalidInput:
+            if not prefix:
+                return exc
+            return InvalidInput(f"{prefix}: {exc.message}", fields={f"{prefix}.{k}": v for k, v in exc.fields.items()})
+
+        try:
+            normalized = units.normalize(item.code, item.value, item.unit)
+            reference_high, defaulted = None, False
+            if item.reference_high is not None and item.reference_high != "":
+                ref = units.normalize(item.code, item.reference_high, item.unit, field_name="reference_high")
+                if ref.value <= 0:
+                    raise InvalidInput(
+                        "reference_high must be above zero", fields={"reference_high": ["must be above zero"]}
+                    )
+                reference_high = ref.value
+            elif item.code in units.DEFAULT_REFERENCE_HIGH:
+                reference_high, defaulted = units.DEFAULT_REFERENCE_HIGH[item.code], True
+            effective_at = item.effective_at or default_at
+            if timezone.is_naive(effective_at):
+                raise InvalidInput("effective_at needs a timezone", fields={"effective_at": ["give a UTC offset or Z"]})
+            # Five minutes' grace for clock skew between the lab system and this server.
+            if effective_at > now + dt.timedelta(minutes=5):
+                raise InvalidInput(
+                    "effective_at is in the future", fields={"effective_at": ["cannot be in the future"]}
+                )
+        except InvalidInput as exc:
+            raise named(exc) from exc
+        prepared.append(_Prepared(normalized, effective_at, reference_high, defaulted))
+    return prepared
+
+
+def _latest(enrollment: Enrollment, code: str, *, at: dt.datetime) -> Observation | None:
+    """The newest value of `code` at or before `at` within the derived window (None if there is none)."""
+    return (
+        Observation.objects.filter(
+            enrollment=enrollment, code=code, effective_at__lte=at, effective_at__gt=at - derived_window()
+        )
+        .order_by("-effective_at", "-pk")
+        .first()
+    )
+
+
+def _derive(
+    enrollment: Enrollment, written: list[Observation], *, actor: User | None, now: dt.datetime
+) -> list[Observation]:
+    """Corrected calcium and Ca x P as of the newest new calcium/albumin/phosphate, from the latest inputs.
+
+    Corrected calcium = calcium + 0.8 x (4.0 - albumin); Ca x P = corrected calcium x phosphate. Inputs
+    older than the window (CAREPATH["DERIVED_WINDOW_HOURS"]) before that time are not used: without a
+    recent albumin there is no corrected calcium, and so no Ca x P.
+    """
+    relevant = (ObservationCode.CALCIUM, ObservationCode.ALBUMIN, ObservationCode.PHOSPHATE)
+    inputs = [o for o in written if o.code in relevant]
+    if not inputs:
+        return []
+    at = max(o.effective_at for o in inputs)
+    derived: list[Observation] = []
+    calcium = _latest(enrollment, ObservationCode.CALCIUM, at=at)
+    albumin = _latest(enrollment, ObservationCode.ALBUMIN, at=at)
+    if calcium is None or albumin is None:
+        return []
+    corrected_value = units.round4(calcium.value + Decimal("0.8") * (Decimal("4.0") - albumin.value))
+    corrected = _derived_row(
+        enrollment, DerivedCode.CORRECTED_CALCIUM, corrected_value, [calcium, albumin], actor=actor, now=now
+    )
+    derived.append(corrected)
+    phosphate = _latest(enrollment, ObservationCode.PHOSPHATE, at=at)
+    if phosphate is not None:
+        product = units.round4(corrected_value * phosphate.value)
+        derived.append(
+            _derived_row(enrollment, DerivedCode.CA_X_P, product, [calcium, albumin, phosphate], actor=actor, now=now)
+        )
+    return derived
+
+
+def _derived_row(
+    enrollment: Enrollment,
+    code: str,
+    value: Decimal,
+    sources: list[Observation],
+    *,
+    actor: User | None,
+    now: dt.datetime,
+) -> Observation:
+    row = Observation.objects.create(
+        enrollment=enrollment,
+        code=code,
+        value=value,
+        unit=units.canonical_unit(code),
+        effective_at=max(o.effective_at for o in sources),
+        recorded_at=now,
+        recorded_by=actor,
+    )
+    row.inputs.set(sources)
+    return row
+
+
+def _check_findings(findings: Iterable[str]) -> list[str]:
+    findings = list(findings)
+    bad = [f for f in findings if f not in Finding.values]
+    if bad:
+        accepted = ", ".join(Finding.values)
+        raise InvalidInput(
+            f"unknown finding(s) {', '.join(map(str, bad))}; accepted: {accepted}",
+            fields={"findings": [f"unknown; use any of: {accepted}"]},
+        )
+    return sorted(set(findings), key=findings.index)
+
+
+def clinical_data_record(
+    *,
+    enrollment: Enrollment,
+    values: Sequence[ObservationInput],
+    findings: Iterable[str] = (),
+    note: str = "",
+    effective_at: dt.datetime | None,
+    actor: User | None,
+    task: Task | None = None,
+    now: dt.datetime,
+) -> ClinicalRecordResult:
+    """Write observations (and an assessment when there are findings or a note), derive, run the rules.
+
+    The caller holds the transaction and the enrollment lock (enrollment_for_clinical_write).
+    """
+    from pathways.services.rules import RuleTrigger, rules_evaluate
+
+    findings = _check_findings(findings)
+    if not values and not findings:
+        raise InvalidInput("nothing to record: give at least one value or finding", fields={"values": ["required"]})
+    default_at = effective_at or now
+    prepared = _prepare(values, default_at=default_at, now=now)
+
+    result = ClinicalRecordResult(enrollment=enrollment)
+    if findings or note.strip():
+        result.assessment = Assessment.objects.create(
+            enrollment=enrollment,
+            findings=findings,
+            note=note.strip(),
+            effective_at=default_at,
+            recorded_at=now,
+            recorded_by=actor,
+            task=task,
+        )
+    result.observations = Observation.objects.bulk_create(
+        [
+            Observation(
+                enrollment=enrollment,
+                code=p.normalized.code,
+                value=p.normalized.value,
+                unit=p.normalized.unit,
+                entered_value=p.normalized.entered_value,
+                entered_unit=p.normalized.entered_unit,
+                reference_high=p.reference_high,
+                reference_high_defaulted=p.reference_high_defaulted,
+                effective_at=p.effective_at,
+                recorded_at=now,
+                recorded_by=actor,
+                assessment=result.assessment,
+                task=task,
+            )
+            for p in prepared
+        ]
+    )
+    result.derived = _derive(enrollment, result.observations, actor=actor, now=now)
+    outcome = rules_evaluate(
+        enrollment=enrollment,
+        trigger=RuleTrigger(
+            observations=[*result.observations, *result.derived],
+            findings=findings,
+            assessment=result.assessment,
+        ),
+        actor=actor,
+        now=now,
+    )
+    result.firings, result.tasks_created = outcome.firings, outcome.tasks_created
+    result.flags_raised, result.flags_cleared = outcome.flags_raised, outcome.flags_cleared
+    logger.info(
+        "clinical data recorded: enrollment=%s observations=%s derived=%s firings=%s",
+        enrollment.pk,
+        [o.pk for o in result.observations],
+        [o.pk for o in result.derived],
+        [f.pk for f in result.firings],
+    )
+    return result
+
+
+@transaction.atomic
+def observations_record(
+    *,
+    enrollment_id: int,
+    values: Sequence[ObservationInput],
+    actor: User | None,
+    findings: Iterable[str] = (),
+    note: str = "",
+    effective_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> ClinicalRecordResult:
+    """Record a set of values (a lab panel, an assessment) for an enrollment and run the pathway's rules."""
+    now = now or timezone.now()
+    enrollment = enrollment_for_clinical_write(actor=actor, enrollment_id=enrollment_id)
+    return clinical_data_record(
+        enrollment=enrollment,
+        values=values,
+        findings=findings,
+        note=note,
+        effective_at=effective_at,
+        actor=actor,
+        now=now,
+    )
+
+
+def observation_record(
+    *,
+    enrollment_id: int,
+    code: str,
+    value: Any,
+    unit: str | None,
+    actor: User | None,
+    effective_at: dt.datetime | None = None,
+    reference_high: Any = None,
+    now: dt.datetime | None = None,
+) -> ClinicalRecordResult:
+    """Record one value (see observations_record)."""
+    return observations_record(
+        enrollment_id=enrollment_id,
+        values=[ObservationInput(code, value, unit, effective_at, reference_high)],
+        actor=actor,
+        now=now,
+    )
+
+
+@transaction.atomic
+def task_complete_with_values(
+    *,
+    task_id: int,
+    actor: User | None,
+    expected_version: int | None,
+    values: Sequence[ObservationInput] = (),
+    findings: Iterable[str] = (),
+    note: str = "",
+    outcome: str = "",
+    now: dt.datetime | None = None,
+) -> tuple[Task, ClinicalRecordResult]:
+    """Complete a task (labs drawn, assessment done) with the values it produced; they fire rules at once."""
+    now = now or timezone.now()
+    findings = _check_findings(findings)
+    enrollment_id = Task.objects.filter(pk=task_id).values_list("enrollment_id", flat=True).first()
+    if enrollment_id is None:
+        raise NotFound(f"task {task_id} not found")
+    # Lock order: enrollment, then task (the same order as recording without a task).
+    enrollment = enrollment_for_clinical_write(actor=None, enrollment_id=enrollment_id)
+    # task_transition checks the version, the transition table and the actor's permission.
+    task = task_transition(
+        task_id=task_id,
+        to_status=TaskStatus.COMPLETED,
+        actor=actor,
+        expected_version=expected_version,
+        outcome=outcome,
+        data={"values": len(values), "findings": findings},
+        now=now,
+    )
+    record = clinical_data_record(
+        enrollment=enrollment,
+        values=values,
+        findings=findings,
+        note=note,
+        effective_at=now,
+        actor=actor,
+        task=task,
+        now=now,
+    )
+    return task, record
