@@ -99,6 +99,8 @@ STORAGES = {
 }
 # Serve from the app directories without collectstatic in development and tests.
 WHITENOISE_USE_FINDERS = DEBUG or env.bool("WHITENOISE_USE_FINDERS", default=False)
+if WHITENOISE_USE_FINDERS:
+    Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
@@ -114,13 +116,15 @@ REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 _celery_dir = VAR_DIR / "celery"
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (_celery_dir / sub).mkdir(parents=True, exist_ok=True)
     # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-transport-options
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(_celery_dir / "out"),
         "data_folder_out": str(_celery_dir / "out"),
         "processed_folder": str(_celery_dir / "processed"),
+        # Broadcast (remote control) messages; the default is ./control in the working directory.
+        "control_folder": str(_celery_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -166,6 +170,8 @@ CAREPATH = {
     # Overdue by this long -> second escalation (priority raised, coordinator told again).
     "ESCALATION_SECOND_THRESHOLD_HOURS": env.int("CAREPATH_ESCALATION_SECOND_THRESHOLD_HOURS", default=24),
     "DUE_SOON_HOURS": env.int("CAREPATH_DUE_SOON_HOURS", default=2),
+    # Corrected calcium and Ca x P use the latest inputs no further apart than this (docs/clinical-rules.md).
+    "DERIVED_WINDOW_HOURS": env.int("CAREPATH_DERIVED_WINDOW_HOURS", default=72),
     "CONTENT_DIR": BASE_DIR / "pathways" / "content",
 }
 
@@ -175,11 +181,16 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["pathways.api.permissions.IsActiveStaff"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Rejects limits above 200 with a 400 instead of silently clamping them.
+    "DEFAULT_PAGINATION_CLASS": "pathways.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "pathways.api.exceptions.exception_handler",
+    # The token endpoint's cheap first line; the database lockout (pathways.services.auth) is the real one.
+    "DEFAULT_THROTTLE_RATES": {"login": env.str("LOGIN_RATE", default="30/minute")},
+    "DATETIME_FORMAT": "iso-8601",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Carepath API",
@@ -189,6 +200,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusEnum": "pathways.choices.TaskStatus",
+        "EnrollmentStatusEnum": "pathways.choices.EnrollmentStatus",
+        "TemplateStatusEnum": "pathways.choices.TemplateStatus",
+    },
 }
 
 # --- Logging: identifiers only; patient details never reach the logs -----------------------------

@@ -6,15 +6,20 @@ Out-of-scope objects are simply absent from the querysets: callers answer 404, n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from pathways.choices import SPECIALIST_ROLES, Role
-from pathways.models import CareTeamMember, Enrollment, Patient, Site, Task
-
-if TYPE_CHECKING:
-    from pathways.models import User
+from pathways.models import (
+    CareTeamMember,
+    Enrollment,
+    Notification,
+    PathwayTemplate,
+    Patient,
+    Site,
+    Task,
+    TaskEvent,
+    User,
+)
 
 # Actions on a task, grouped by who may take them.
 WORK_ACTIONS = frozenset({"accept", "start", "complete", "hold", "resume", "fail", "unclaim"})
@@ -88,6 +93,43 @@ def scope_tasks(user: User) -> QuerySet[Task]:
     mine = Q(assignee=user) & _current_membership(user, "enrollment")
     pool = Q(assignee__isnull=True) & _current_membership(user, "enrollment", "role")
     return qs.filter(mine | pool)
+
+
+def scope_care_team(user: User) -> QuerySet[CareTeamMember]:
+    """Care-team memberships (current and past) of the enrollments the user may see."""
+    return CareTeamMember.objects.filter(enrollment__in=scope_enrollments(user))
+
+
+def scope_task_events(user: User) -> QuerySet[TaskEvent]:
+    return TaskEvent.objects.filter(task__in=scope_tasks(user))
+
+
+def scope_users(user: User) -> QuerySet[User]:
+    """Staff the user may refer to (assignees, care-team members): active users sharing one of their sites."""
+    qs = User.objects.filter(is_active=True)
+    if is_admin(user):
+        return qs
+    return qs.filter(sites__in=_site_ids(user)).distinct()
+
+
+def scope_notifications(user: User) -> QuerySet[Notification]:
+    """A user's own notifications, and only about tasks at their sites (a site removed is a site forgotten)."""
+    qs = Notification.objects.filter(user=user)
+    if is_admin(user):
+        return qs
+    return qs.filter(task__enrollment__patient__site__in=_site_ids(user))
+
+
+def scope_pathway_templates(user: User) -> QuerySet[PathwayTemplate]:
+    # Pathway content holds no patient data: every member of staff may read every version.
+    return PathwayTemplate.objects.all()
+
+
+def can_register_patient(user: User | None, site: Site) -> bool:
+    """Register a patient at `site`: coordinators at that site, admins, the system."""
+    if user is None or is_admin(user):
+        return True
+    return is_coordinator(user) and user.sites.filter(pk=site.pk).exists()
 
 
 def can_act_on_task(user: User | None, task: Task, action: str) -> bool:

@@ -1,0 +1,84 @@
+"""Building blocks every Carepath viewset uses: strict input (unknown fields and query parameters are
+rejected, never ignored), bounded pagination, and a viewset base whose queryset comes from a scoped selector.
+
+The clinical endpoints (pathways/api/clinical.py) reuse these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from rest_framework import serializers, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+
+from pathways.api.pagination import MAX_PAGE_SIZE, BoundedLimitOffsetPagination
+
+
+class StrictSerializer(serializers.Serializer):
+    """An input serializer whose writable fields are an explicit allow-list: any other key is a 400.
+
+    Silently ignoring `status`, `version` or `assignee` in a body would let a client believe it changed them.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(set(data) - writable)
+            if unknown:
+                raise ValidationError({name: ["unknown or read-only field"] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """ModelSerializer with the same unknown-field check as StrictSerializer."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return StrictSerializer.to_internal_value(self, data)  # type: ignore[arg-type]
+
+
+PAGINATION_PARAMS = frozenset({"limit", "offset"})
+# DRF's renderer switch (?format=json / ?format=api), used by the browsable API's own links.
+ALWAYS_ALLOWED_PARAMS = frozenset({"format"})
+
+
+class StrictQueryParamsMixin:
+    """Reject query parameters a view does not understand (a typo such as `?assigne=me` must not return
+    everything). Allowed: the filterset's fields, pagination on lists, and `query_params_allowed[action]`."""
+
+    query_params_allowed: ClassVar[dict[str, Iterable[str]]] = {}
+
+    def allowed_query_params(self) -> set[str]:
+        action = getattr(self, "action", None)
+        allowed = set(self.query_params_allowed.get(action or "", ())) | ALWAYS_ALLOWED_PARAMS
+        if action == "list":
+            allowed |= PAGINATION_PARAMS
+            filterset_class = getattr(self, "filterset_class", None)
+            if filterset_class is not None:
+                allowed |= set(filterset_class.base_filters)
+        return allowed
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        unknown = sorted(set(request.query_params) - self.allowed_query_params())
+        if unknown:
+            raise ValidationError({name: ["unknown query parameter"] for name in unknown})
+
+
+class ScopedReadOnlyViewSet(StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet):
+    """List + retrieve from a scoped queryset: objects out of the user's scope are simply absent (404)."""
+
+
+class ScopedViewSet(StrictQueryParamsMixin, viewsets.GenericViewSet):
+    """Base for viewsets that add create or actions; mix in the list/retrieve/create mixins needed."""
+
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "BoundedLimitOffsetPagination",
+    "ScopedReadOnlyViewSet",
+    "ScopedViewSet",
+    "StrictModelSerializer",
+    "StrictQueryParamsMixin",
+    "StrictSerializer",
+]

@@ -1,0 +1,317 @@
+"""Output serializers describe rows; input serializers are explicit allow-lists of what a client may send.
+
+Status, version, audit fields and ownership are never writable here: they change only through actions that
+call a service."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from pathways.api.base import StrictSerializer
+from pathways.choices import (
+    OPEN_TASK_STATUSES,
+    DialysisModality,
+    RiskFactor,
+    RiskMedication,
+    Role,
+    Sex,
+    Weekday,
+)
+from pathways.models import (
+    CareTeamMember,
+    Enrollment,
+    Notification,
+    PathwayTemplate,
+    Patient,
+    Rule,
+    Site,
+    Task,
+    TaskEvent,
+    TaskTemplate,
+)
+from pathways.selectors.access import scope_patients, scope_sites, scope_users
+
+# --- output ------------------------------------------------------------------------------------------
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Site
+        fields = ["id", "code", "name", "timezone"]
+        read_only_fields = fields
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Patient
+        fields = [
+            "id",
+            "site",
+            "mrn",
+            "given_name",
+            "family_name",
+            "birth_date",
+            "sex",
+            "dialysis_modality",
+            "dialysis_days",
+            "dialysis_session_time",
+            "risk_factors",
+            "risk_medications",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class TaskTemplateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TaskTemplate
+        fields = [
+            "id",
+            "code",
+            "title",
+            "prong",
+            "role",
+            "supporting_roles",
+            "priority",
+            "first_due",
+            "due_within_hours",
+            "recurrence_kind",
+            "recurrence",
+            "applies_if",
+            "prerequisites",
+            "instructions",
+            "citation",
+            "position",
+        ]
+        read_only_fields = fields
+
+
+class RuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Rule
+        fields = ["id", "code", "description", "when", "actions", "citation", "position"]
+        read_only_fields = fields
+
+
+class PathwayTemplateSerializer(serializers.ModelSerializer):
+    task_templates = TaskTemplateSerializer(many=True, read_only=True)
+    rules = RuleSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = PathwayTemplate
+        fields = [
+            "id",
+            "slug",
+            "version",
+            "title",
+            "description",
+            "status",
+            "citations",
+            "content_hash",
+            "created_at",
+            "task_templates",
+            "rules",
+        ]
+        read_only_fields = fields
+
+
+class EnrollmentSerializer(serializers.ModelSerializer):
+    pathway = serializers.CharField(source="pathway_slug", read_only=True)
+    pathway_version = serializers.IntegerField(source="template.version", read_only=True)
+
+    class Meta:
+        model = Enrollment
+        fields = [
+            "id",
+            "patient",
+            "pathway",
+            "template",
+            "pathway_version",
+            "status",
+            "coordinator",
+            "enrolled_at",
+            "enrolled_by",
+            "held_at",
+            "ended_at",
+            "end_reason",
+            "medications_at_enrollment",
+            "risk_factors_at_enrollment",
+        ]
+        read_only_fields = fields
+
+
+class CareTeamMemberSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = CareTeamMember
+        fields = ["id", "enrollment", "user", "username", "role", "period_start", "period_end"]
+        read_only_fields = fields
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    patient = serializers.IntegerField(source="enrollment.patient_id", read_only=True)
+    template = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    is_overdue = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "enrollment",
+            "patient",
+            "template",
+            "schedule",
+            "occurrence",
+            "rule_code",
+            "title",
+            "prong",
+            "role",
+            "assignee",
+            "status",
+            "status_before_hold",
+            "hold_until",
+            "priority",
+            "available_at",
+            "due_at",
+            "is_overdue",
+            "blocked_by",
+            "instructions",
+            "started_at",
+            "completed_at",
+            "completed_by",
+            "outcome",
+            "version",
+            "escalation_level",
+            "escalated_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_is_overdue(self, task: Task) -> bool:
+        return task.status in OPEN_TASK_STATUSES and task.due_at < timezone.now()
+
+
+class TaskEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TaskEvent
+        fields = ["id", "task", "kind", "at", "actor", "from_status", "to_status", "reason", "data"]
+        read_only_fields = fields
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Notification
+        fields = ["id", "task", "kind", "message", "created_at", "read_at"]
+        read_only_fields = fields
+
+
+class UpcomingOccurrenceSerializer(serializers.Serializer):
+    template = serializers.CharField(allow_null=True)
+    title = serializers.CharField()
+    role = serializers.CharField()
+    prong = serializers.CharField()
+    available_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField()
+    occurrence = serializers.IntegerField(allow_null=True)
+    task = serializers.IntegerField(source="task_id", allow_null=True, help_text="Set when the task already exists.")
+
+
+# --- input -------------------------------------------------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """A reference by id, resolved only among the objects the requesting user may see.
+
+    An id outside the caller's scope reads as "does not exist", exactly like an id that does not exist."""
+
+    def __init__(self, *, scope: Callable[[Any], QuerySet[Any]], **kwargs: Any) -> None:
+        self.scope = scope
+        super().__init__(**kwargs)
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return self.scope(self.context["request"].user)
+
+
+class PatientCreateSerializer(StrictSerializer):
+    site = ScopedPrimaryKeyField(scope=scope_sites)
+    mrn = serializers.CharField(max_length=64)
+    given_name = serializers.CharField(max_length=100)
+    family_name = serializers.CharField(max_length=100)
+    birth_date = serializers.DateField()
+    sex = serializers.ChoiceField(choices=Sex.choices, default=Sex.UNKNOWN)
+    dialysis_modality = serializers.ChoiceField(choices=DialysisModality.choices)
+    dialysis_days = serializers.ListField(
+        child=serializers.ChoiceField(choices=Weekday.choices), default=list, help_text="Monday = 0"
+    )
+    dialysis_session_time = serializers.TimeField(required=False, allow_null=True, default=None)
+    risk_factors = serializers.ListField(child=serializers.ChoiceField(choices=RiskFactor.choices), default=list)
+    risk_medications = serializers.ListField(
+        child=serializers.ChoiceField(choices=RiskMedication.choices), default=list
+    )
+
+    def validate_birth_date(self, value: dt.date) -> dt.date:
+        if value > timezone.localdate():
+            raise serializers.ValidationError("cannot be in the future")
+        return value
+
+
+class EnrollmentCreateSerializer(StrictSerializer):
+    patient = ScopedPrimaryKeyField(scope=scope_patients)
+    pathway = serializers.SlugField(max_length=64, help_text="Pathway slug; its active version is applied.")
+    coordinator = ScopedPrimaryKeyField(scope=scope_users, required=False, allow_null=True, default=None)
+
+
+class ReasonSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why (required).")
+
+
+class OptionalReasonSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
+
+
+class CareTeamAddSerializer(StrictSerializer):
+    user = ScopedPrimaryKeyField(scope=scope_users)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class TaskVersionSerializer(StrictSerializer):
+    version = serializers.IntegerField(min_value=1, help_text="The version you read; a stale one is a 409.")
+
+
+class TaskAssignSerializer(TaskVersionSerializer):
+    assignee = ScopedPrimaryKeyField(scope=scope_users, allow_null=True, help_text="A user id, or null for the pool.")
+    reason = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
+
+
+class TaskCompleteSerializer(TaskVersionSerializer):
+    outcome = serializers.CharField(max_length=5000, help_text="What was done or found.")
+
+
+class TaskHoldSerializer(TaskVersionSerializer):
+    reason = serializers.CharField(max_length=2000)
+    until = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class TaskReasonSerializer(TaskVersionSerializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class TokenRequestSerializer(StrictSerializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=256, style={"input_type": "password"}, trim_whitespace=False)
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()

@@ -1,0 +1,29 @@
+"""/api/v1/ routes: one DRF router for every viewset, plus auth, schema and docs."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from pathways.api import views
+from pathways.api.auth import TokenView
+
+router = SimpleRouter()
+router.register("sites", views.SiteViewSet, basename="site")
+router.register("patients", views.PatientViewSet, basename="patient")
+router.register("pathways", views.PathwayViewSet, basename="pathway")
+router.register("enrollments", views.EnrollmentViewSet, basename="enrollment")
+router.register("tasks", views.TaskViewSet, basename="task")
+router.register("queue", views.QueueViewSet, basename="queue")
+router.register("notifications", views.NotificationViewSet, basename="notification")
+# Clinical endpoints (pathways/api/clinical.py) register here, e.g.
+#   router.register("observations", clinical.ObservationViewSet, basename="observation")
+# Every new route needs a row in tests/api/test_access_matrix.py or the suite fails.
+
+urlpatterns = [
+    path("auth/token/", TokenView.as_view(), name="auth-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    *router.urls,
+]

@@ -1,0 +1,378 @@
+"""API views: a scoped queryset from pathways.selectors, a serializer, a filterset; every state change is a
+POST action that calls one service. Objects outside the caller's scope are 404 (they are not in the queryset)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from pathways.api import serializers as s
+from pathways.api.base import ScopedReadOnlyViewSet, ScopedViewSet
+from pathways.api.filters import EnrollmentFilter, NotificationFilter, PathwayFilter, PatientFilter, TaskFilter
+from pathways.choices import TaskStatus
+from pathways.models import (
+    CareTeamMember,
+    Enrollment,
+    Notification,
+    PathwayTemplate,
+    Patient,
+    Rule,
+    Site,
+    Task,
+    TaskEvent,
+    TaskTemplate,
+)
+from pathways.selectors.access import (
+    scope_care_team,
+    scope_enrollments,
+    scope_notifications,
+    scope_pathway_templates,
+    scope_patients,
+    scope_sites,
+)
+from pathways.selectors.schedule import MAX_PREVIEW_DAYS, enrollment_upcoming_occurrences
+from pathways.selectors.tasks import task_list, task_queue_for_user
+from pathways.services import enrollment as enrollment_services
+from pathways.services import tasks as task_services
+from pathways.services.inbox import notification_mark_read
+from pathways.services.patients import patient_create
+
+
+def _validated(serializer_class: type[BaseSerializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data, context={"request": request})
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class SiteViewSet(ScopedReadOnlyViewSet):
+    """The sites the caller works at."""
+
+    # Fail closed: the real queryset is always the scoped one from get_queryset (this gives the schema its model).
+    queryset = Site.objects.none()
+    serializer_class = s.SiteSerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return scope_sites(self.request.user).order_by("code")
+
+
+@extend_schema_view(create=extend_schema(request=s.PatientCreateSerializer, responses={201: s.PatientSerializer}))
+class PatientViewSet(mixins.CreateModelMixin, ScopedReadOnlyViewSet):
+    """Patients: coordinators and auditors see their sites' patients; specialists those whose care team they
+    are on. Coordinators register patients at their sites."""
+
+    # Fail closed: the real queryset is always the scoped one from get_queryset (this gives the schema its model).
+    queryset = Patient.objects.none()
+    serializer_class = s.PatientSerializer
+    filterset_class = PatientFilter
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return scope_patients(self.request.user).order_by("site_id", "mrn")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = _validated(s.PatientCreateSerializer, request)
+        patient = patient_create(actor=request.user, **data)
+        return Response(s.PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
+
+
+class PathwayViewSet(ScopedReadOnlyViewSet):
+    """Pathway template versions with their task templates and rules (read-only; content is loaded from files)."""
+
+    # Fail closed: the real queryset is always the scoped one from get_queryset (this gives the schema its model).
+    queryset = PathwayTemplate.objects.none()
+    serializer_class = s.PathwayTemplateSerializer
+    filterset_class = PathwayFilter
+
+    def get_queryset(self) -> QuerySet[Any]:
+        qs = scope_pathway_templates(self.request.user).prefetch_related(
+            Prefetch("task_templates", queryset=TaskTemplate.objects.order_by("position")),
+            Prefetch("rules", queryset=Rule.objects.order_by("position")),
+        )
+        return qs.order_by("slug", "-version")
+
+
+@extend_schema_view(
+    create=extend_schema(request=s.EnrollmentCreateSerializer, responses={201: s.EnrollmentSerializer}),
+    hold=extend_schema(request=s.ReasonSerializer, responses=s.EnrollmentSerializer),
+    resume=extend_schema(request=None, responses=s.EnrollmentSerializer),
+    complete=extend_schema(request=s.OptionalReasonSerializer, responses=s.EnrollmentSerializer),
+    revoke=extend_schema(request=s.ReasonSerializer, responses=s.EnrollmentSerializer),
+    care_team=extend_schema(
+        methods=["GET"], request=None, responses=s.CareTeamMemberSerializer(many=True), summary="List the care team"
+    ),
+    care_team_end=extend_schema(request=None, responses=s.CareTeamMemberSerializer),
+    schedule=extend_schema(
+        request=None,
+        responses=s.UpcomingOccurrenceSerializer(many=True),
+        parameters=[OpenApiParameter("days", int, description=f"1..{MAX_PREVIEW_DAYS}, default 30")],
+    ),
+)
+class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ScopedViewSet):
+    """Enrollments (FHIR CarePlan): coordinators enrol patients, build care teams and end enrollments."""
+
+    # Fail closed: the real queryset is always the scoped one from get_queryset (this gives the schema its model).
+    queryset = Enrollment.objects.none()
+    serializer_class = s.EnrollmentSerializer
+    filterset_class = EnrollmentFilter
+    query_params_allowed = {"schedule": ("days",)}
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return (
+            scope_enrollments(self.request.user)
+            .select_related("template", "patient__site")
+            .order_by("-enrolled_at", "pk")
+        )
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = _validated(s.EnrollmentCreateSerializer, request)
+        enrollment = enrollment_services.enrollment_apply(
+            patient_id=data["patient"].pk,
+            pathway_slug=data["pathway"],
+            coordinator=data["coordinator"],
+            actor=request.user,
+        )
+        return Response(self._out(enrollment.pk), status=status.HTTP_201_CREATED)
+
+    def _out(self, enrollment_id: int) -> Any:
+        return s.EnrollmentSerializer(self.get_queryset().get(pk=enrollment_id)).data
+
+    @action(detail=True, methods=["post"])
+    def hold(self, request: Request, pk: str) -> Response:
+        enrollment = self.get_object()
+        data = _validated(s.ReasonSerializer, request)
+        enrollment_services.enrollment_hold(enrollment_id=enrollment.pk, actor=request.user, reason=data["reason"])
+        return Response(self._out(enrollment.pk))
+
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        enrollment = self.get_object()
+        _validated(s.StrictSerializer, request)
+        enrollment_services.enrollment_resume(enrollment_id=enrollment.pk, actor=request.user)
+        return Response(self._out(enrollment.pk))
+
+    @action(detail=True, methods=["post"])
+    def complete(self, request: Request, pk: str) -> Response:
+        enrollment = self.get_object()
+        data = _validated(s.OptionalReasonSerializer, request)
+        enrollment_services.enrollment_complete(enrollment_id=enrollment.pk, actor=request.user, reason=data["reason"])
+        return Response(self._out(enrollment.pk))
+
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        enrollment = self.get_object()
+        data = _validated(s.ReasonSerializer, request)
+        enrollment_services.enrollment_revoke(enrollment_id=enrollment.pk, actor=request.user, reason=data["reason"])
+        return Response(self._out(enrollment.pk))
+
+    @action(detail=True, methods=["get", "post"], url_path="care-team", url_name="care-team")
+    def care_team(self, request: Request, pk: str) -> Response:
+        enrollment = self.get_object()
+        if request.method == "GET":
+            members = (
+                scope_care_team(request.user)
+                .filter(enrollment=enrollment)
+                .select_related("user")
+                .order_by("period_end", "role", "pk")
+            )
+            return Response(s.CareTeamMemberSerializer(members, many=True).data)
+        data = _validated(s.CareTeamAddSerializer, request)
+        member = enrollment_services.care_team_add(
+            enrollment_id=enrollment.pk, user=data["user"], role=data["role"], actor=request.user
+        )
+        member = CareTeamMember.objects.select_related("user").get(pk=member.pk)
+        return Response(s.CareTeamMemberSerializer(member).data, status=status.HTTP_201_CREATED)
+
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"care-team/(?P<member_id>[0-9]+)/end",
+        url_name="care-team-end",
+    )
+    def care_team_end(self, request: Request, pk: str, member_id: str) -> Response:
+        """End a care-team membership (its period closes; history is kept)."""
+        enrollment = self.get_object()
+        _validated(s.StrictSerializer, request)
+        member = scope_care_team(request.user).filter(enrollment=enrollment, pk=int(member_id)).first()
+        if member is None:
+            raise ValidationError({"member_id": ["not a member of this enrollment's care team"]})
+        member = enrollment_services.care_team_end(membership_id=member.pk, actor=request.user)
+        member = CareTeamMember.objects.select_related("user").get(pk=member.pk)
+        return Response(s.CareTeamMemberSerializer(member).data)
+
+    @action(detail=True, methods=["get"])
+    def schedule(self, request: Request, pk: str) -> Response:
+        """What will come due in the next `days` days: open tasks and occurrences the schedules will create."""
+        enrollment = self.get_object()
+        raw = request.query_params.get("days", "30")
+        try:
+            days = int(raw)
+        except ValueError:
+            raise ValidationError({"days": ["must be an integer"]}) from None
+        if not 1 <= days <= MAX_PREVIEW_DAYS:
+            raise ValidationError({"days": [f"must be between 1 and {MAX_PREVIEW_DAYS}"]})
+        items = enrollment_upcoming_occurrences(enrollment=enrollment, days=days)
+        return Response(s.UpcomingOccurrenceSerializer(items, many=True).data)
+
+
+def _task_action_schema(request_serializer: type[BaseSerializer]) -> Any:
+    return extend_schema(request=request_serializer, responses=s.TaskSerializer)
+
+
+@extend_schema_view(
+    assign=_task_action_schema(s.TaskAssignSerializer),
+    claim=_task_action_schema(s.TaskVersionSerializer),
+    unclaim=_task_action_schema(s.TaskVersionSerializer),
+    accept=_task_action_schema(s.TaskVersionSerializer),
+    start=_task_action_schema(s.TaskVersionSerializer),
+    complete=_task_action_schema(s.TaskCompleteSerializer),
+    hold=_task_action_schema(s.TaskHoldSerializer),
+    resume=_task_action_schema(s.TaskVersionSerializer),
+    cancel=_task_action_schema(s.TaskReasonSerializer),
+    fail=_task_action_schema(s.TaskReasonSerializer),
+    events=extend_schema(request=None, responses=s.TaskEventSerializer(many=True)),
+)
+class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Tasks the caller may see, most urgent first. Every action needs the task's current `version`."""
+
+    # Fail closed: the real queryset is always the scoped one from get_queryset (this gives the schema its model).
+    queryset = Task.objects.none()
+    serializer_class = s.TaskSerializer
+    filterset_class = TaskFilter
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return task_list(user=self.request.user)
+
+    def _done(self, task: Task) -> Response:
+        return Response(s.TaskSerializer(self.get_queryset().get(pk=task.pk)).data)
+
+    @action(detail=True, methods=["post"])
+    def assign(self, request: Request, pk: str) -> Response:
+        """Assign to a user holding the task's role (or null: back to the pool). Coordinators and admins."""
+        task = self.get_object()
+        data = _validated(s.TaskAssignSerializer, request)
+        task_services.task_assign(
+            task_id=task.pk,
+            assignee=data["assignee"],
+            actor=request.user,
+            expected_version=data["version"],
+            reason=data["reason"],
+        )
+        return self._done(task)
+
+    @action(detail=True, methods=["post"])
+    def claim(self, request: Request, pk: str) -> Response:
+        """Take a task from your role's pool: assigned to you and accepted."""
+        task = self.get_object()
+        data = _validated(s.TaskVersionSerializer, request)
+        task_services.task_claim(task_id=task.pk, actor=request.user, expected_version=data["version"])
+        return self._done(task)
+
+    @action(detail=True, methods=["post"])
+    def unclaim(self, request: Request, pk: str) -> Response:
+        """Give your task back to the role pool."""
+        task = self.get_object()
+        data = _validated(s.TaskVersionSerializer, request)
+        task_services.task_unclaim(task_id=task.pk, actor=request.user, expected_version=data["version"])
+        return self._done(task)
+
+    def _transition(self, request: Request, to_status: str, serializer_class: type[BaseSerializer]) -> Response:
+        task = self.get_object()
+        data = _validated(serializer_class, request)
+        task_services.task_transition(
+            task_id=task.pk,
+            to_status=to_status,
+            actor=request.user,
+            expected_version=data["version"],
+            reason=data.get("reason", ""),
+            outcome=data.get("outcome", ""),
+        )
+        return self._done(task)
+
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str) -> Response:
+        return self._transition(request, TaskStatus.ACCEPTED, s.TaskVersionSerializer)
+
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str) -> Response:
+        return self._transition(request, TaskStatus.IN_PROGRESS, s.TaskVersionSerializer)
+
+    @action(detail=True, methods=["post"])
+    def complete(self, request: Request, pk: str) -> Response:
+        return self._transition(request, TaskStatus.COMPLETED, s.TaskCompleteSerializer)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        return self._transition(request, TaskStatus.CANCELLED, s.TaskReasonSerializer)
+
+    @action(detail=True, methods=["post"])
+    def fail(self, request: Request, pk: str) -> Response:
+        return self._transition(request, TaskStatus.FAILED, s.TaskReasonSerializer)
+
+    @action(detail=True, methods=["post"])
+    def hold(self, request: Request, pk: str) -> Response:
+        """Put on hold with a reason, optionally until a time; resume returns it to where it was."""
+        task = self.get_object()
+        data = _validated(s.TaskHoldSerializer, request)
+        task_services.task_hold(
+            task_id=task.pk,
+            actor=request.user,
+            expected_version=data["version"],
+            reason=data["reason"],
+            until=data["until"],
+        )
+        return self._done(task)
+
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        data = _validated(s.TaskVersionSerializer, request)
+        task_services.task_resume(task_id=task.pk, actor=request.user, expected_version=data["version"])
+        return self._done(task)
+
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str) -> Response:
+        """The task's history: creation, assignments, transitions, escalations (append-only)."""
+        task = self.get_object()
+        events = TaskEvent.objects.filter(task=task).order_by("at", "pk")
+        return Response(s.TaskEventSerializer(events, many=True).data)
+
+
+@extend_schema_view(list=extend_schema(summary="My queue: assigned to me + my roles' pools on my care teams"))
+class QueueViewSet(mixins.ListModelMixin, ScopedViewSet):
+    """The caller's work: open tasks assigned to them plus the pools of their roles on the care teams they are
+    on. Overdue first, then priority (stat > asap > urgent > routine), then due time."""
+
+    # Fail closed: the real queryset is always the scoped one from get_queryset (this gives the schema its model).
+    queryset = Task.objects.none()
+    serializer_class = s.TaskSerializer
+    filterset_class = TaskFilter
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return task_queue_for_user(user=self.request.user)
+
+
+@extend_schema_view(read=extend_schema(request=None, responses=s.NotificationSerializer))
+class NotificationViewSet(ScopedReadOnlyViewSet):
+    """The caller's own notifications, newest first."""
+
+    # Fail closed: the real queryset is always the scoped one from get_queryset (this gives the schema its model).
+    queryset = Notification.objects.none()
+    serializer_class = s.NotificationSerializer
+    filterset_class = NotificationFilter
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return scope_notifications(self.request.user).order_by("-created_at", "-pk")
+
+    @action(detail=True, methods=["post"])
+    def read(self, request: Request, pk: str) -> Response:
+        notification = self.get_object()
+        _validated(s.StrictSerializer, request)
+        notification = notification_mark_read(notification_id=notification.pk, user=request.user)
+        return Response(s.NotificationSerializer(notification).data)

@@ -1,0 +1,91 @@
+"""What will come due for an enrollment: open tasks already made, and occurrences its schedules will make."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.utils import timezone
+
+from pathways.choices import OPEN_TASK_STATUSES, RecurrenceKind, ScheduleStatus
+from pathways.models import Enrollment, Schedule, Task
+from pathways.services.recurrence import occurrences_between
+from pathways.services.scheduling import calendar_for, spec_for
+
+MAX_PREVIEW_DAYS = 366
+
+
+@dataclass(frozen=True)
+class UpcomingOccurrence:
+    """One piece of work expected in the window: an existing open task (task_id set) or a future occurrence."""
+
+    template: str | None
+    title: str
+    role: str
+    prong: str
+    available_at: dt.datetime
+    due_at: dt.datetime
+    occurrence: int | None
+    task_id: int | None
+
+
+def enrollment_upcoming_occurrences(
+    *, enrollment: Enrollment, days: int, now: dt.datetime | None = None
+) -> list[UpcomingOccurrence]:
+    """Open tasks due in [now, now + days) and the occurrences active schedules will create in that window,
+    soonest first. Paused and finished schedules make nothing (a hold is not backfilled)."""
+    now = now or timezone.now()
+    end = now + dt.timedelta(days=days)
+    items: list[UpcomingOccurrence] = [
+        UpcomingOccurrence(
+            template=task.template.code if task.template else None,
+            title=task.title,
+            role=task.role,
+            prong=task.prong,
+            available_at=task.available_at,
+            due_at=task.due_at,
+            occurrence=task.occurrence,
+            task_id=task.pk,
+        )
+        for task in Task.objects.filter(enrollment=enrollment, status__in=OPEN_TASK_STATUSES)
+        .filter(Q(due_at__gte=now) | Q(available_at__gte=now))
+        .filter(available_at__lt=end)
+        .select_related("template")
+    ]
+    cal = calendar_for(enrollment.patient)
+    schedules = Schedule.objects.filter(
+        enrollment=enrollment, status=ScheduleStatus.ACTIVE, next_due_at__isnull=False, next_due_at__lt=end
+    ).select_related("task_template")
+    for schedule in schedules:
+        template = schedule.task_template
+        spec = spec_for(template)
+        assert schedule.next_due_at is not None
+        if spec.kind == RecurrenceKind.AFTER_COMPLETION:
+            # The next one is known (set at the last completion); later ones depend on future completions.
+            starts = [schedule.next_due_at]
+        else:
+            starts = occurrences_between(
+                spec,
+                anchor=schedule.anchor_at,
+                cal=cal,
+                start=schedule.next_due_at,
+                end=end,
+                made=schedule.occurrences_made,
+            )
+        window = dt.timedelta(hours=template.due_within_hours)
+        items.extend(
+            UpcomingOccurrence(
+                template=template.code,
+                title=template.title,
+                role=template.role,
+                prong=template.prong,
+                available_at=start,
+                due_at=start + window,
+                occurrence=schedule.occurrences_made + n,
+                task_id=None,
+            )
+            for n, start in enumerate(starts, start=1)
+        )
+    items.sort(key=lambda item: (item.available_at, item.template or ""))
+    return items

@@ -1,0 +1,54 @@
+"""Task reads: the scoped task list and a user's work queue, in the order people work them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from pathways.choices import OPEN_TASK_STATUSES, PRIORITY_RANK
+from pathways.models import CareTeamMember, Task, User
+from pathways.selectors.access import scope_tasks
+
+# stat > asap > urgent > routine, as a sortable number in SQL.
+PRIORITY_RANK_SQL = Case(
+    *(When(priority=priority, then=Value(rank)) for priority, rank in PRIORITY_RANK.items()),
+    default=Value(0),
+    output_field=IntegerField(),
+)
+
+
+def _with_related(qs: QuerySet[Task]) -> QuerySet[Task]:
+    # Everything the task serializer touches, in the same query (no N+1 on list endpoints).
+    return qs.select_related("enrollment", "template")
+
+
+def task_list(*, user: User) -> QuerySet[Task]:
+    """Every task the user may see, most urgent first (priority, then due time)."""
+    return (
+        _with_related(scope_tasks(user))
+        .annotate(priority_rank=PRIORITY_RANK_SQL)
+        .order_by("-priority_rank", "due_at", "pk")
+    )
+
+
+def task_queue_for_user(*, user: User, now: dt.datetime | None = None) -> QuerySet[Task]:
+    """The user's work: open tasks assigned to them plus the open pools of the roles they hold on the care
+    teams they belong to. Overdue first, then by priority, then by due time."""
+    now = now or timezone.now()
+    pool_of_my_role = Exists(
+        CareTeamMember.objects.filter(
+            enrollment=OuterRef("enrollment"), user=user, role=OuterRef("role"), period_end__isnull=True
+        )
+    )
+    mine = Q(assignee=user) | (Q(assignee__isnull=True) & pool_of_my_role)
+    return (
+        _with_related(scope_tasks(user))
+        .filter(mine, status__in=OPEN_TASK_STATUSES)
+        .annotate(
+            priority_rank=PRIORITY_RANK_SQL,
+            overdue_rank=Case(When(due_at__lt=now, then=Value(1)), default=Value(0), output_field=IntegerField()),
+        )
+        .order_by("-overdue_rank", "-priority_rank", "due_at", "pk")
+    )
