@@ -33,7 +33,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 # The permission each target status needs (see selectors.access.can_act_on_task).
-ACTION_FOR_STATUS = {
+ACTION_FOR_STATUS: dict[str, str] = {
     S.ACCEPTED: "accept",
     S.IN_PROGRESS: "start",
     S.COMPLETED: "complete",
@@ -143,7 +143,19 @@ def _apply_change(
     TaskEvent.objects.bulk_create(events)
     if to_status == S.COMPLETED:
         _after_completion(task, now=now, actor=actor)
+    elif to_status in _CLOSED_UNDONE and from_status in OPEN_TASK_STATUSES and task.schedule_id is not None:
+        from pathways.services.scheduling import schedule_on_task_closed
+
+        schedule_on_task_closed(schedule_id=task.schedule_id, occurrence=task.occurrence, closed_at=now)
+    if assignee is not _UNSET and assignee is not None and assignee != actor and task.assignee_id == assignee.pk:
+        from pathways.services.notifications import notify_task_assigned
+
+        notify_task_assigned(task=task, now=now)
     return task
+
+
+# An open occurrence closed without being done: an after-completion schedule must not stall on it.
+_CLOSED_UNDONE = frozenset({S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR})
 
 
 def _after_completion(task: Task, *, now: dt.datetime, actor: User | None) -> None:
@@ -347,11 +359,13 @@ class NewTask:
     rule_code: str = ""
     instructions: str = ""
     blocked_by: tuple[str, ...] = ()
+    # Set when one tasks_create call spans enrollments (the materializer sweep); else the call's enrollment_id.
+    enrollment_id: int | None = None
 
 
 def tasks_create(
     *,
-    enrollment_id: int,
+    enrollment_id: int | None = None,
     new_tasks: Iterable[NewTask],
     actor: User | None,
     reason: str = "",
@@ -365,7 +379,7 @@ def tasks_create(
     now = now or timezone.now()
     rows = [
         Task(
-            enrollment_id=enrollment_id,
+            enrollment_id=n.enrollment_id or enrollment_id,
             template=n.template,
             schedule_id=n.schedule_id,
             occurrence=n.occurrence,
