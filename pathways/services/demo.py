@@ -98,16 +98,16 @@ def demo_seed(
     logins: list[DemoLogin] = []
     coordinators = {}
     for site in sites:
-        coordinators[site.code], _ = _user(f"coordinator.{site.code}", [Role.COORDINATOR], [site])
-        logins.append(DemoLogin(f"coordinator.{site.code}", [Role.COORDINATOR], [site.code]))
-    for username, roles in (("auditor", [Role.AUDITOR]), ("admin", [Role.ADMIN])):
+        coordinators[site.code], _ = _user(f"coordinator.{site.code}", [Role.COORDINATOR.value], [site])
+        logins.append(DemoLogin(f"coordinator.{site.code}", [Role.COORDINATOR.value], [site.code]))
+    for username, roles in (("auditor", [Role.AUDITOR.value]), ("admin", [Role.ADMIN.value])):
         _user(username, roles, sites)
         logins.append(DemoLogin(username, roles, [s.code for s in sites]))
     specialists = {}
     for role in sorted(SPECIALIST_ROLES):
         username = role.replace("_", "-")
-        specialists[role], _ = _user(username, [role], sites)
-        logins.append(DemoLogin(username, [role], [s.code for s in sites]))
+        specialists[role], _ = _user(username, [role.value], sites)
+        logins.append(DemoLogin(username, [role.value], [s.code for s in sites]))
     progress(f"users: {len(logins)} (one per role, a coordinator per site)")
 
     index = 0

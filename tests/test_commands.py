@@ -1,0 +1,120 @@
+"""Operator commands: seed_demo and create_user."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from pathways.choices import SPECIALIST_ROLES, Role
+from pathways.models import Enrollment, Patient, Site, Task, User
+
+
+def test_seed_demo_creates_sites_users_and_enrolled_patients_and_is_idempotent(pathway) -> None:
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    text = out.getvalue()
+    assert {s.code: s.timezone for s in Site.objects.all()} == {
+        "phx": "America/Phoenix",
+        "chi": "America/Chicago",
+        "nyc": "America/New_York",
+    }
+    roles_held = {r for roles in User.objects.values_list("roles", flat=True) for r in roles}
+    assert roles_held == set(Role.values)
+    assert 18 <= Patient.objects.count() <= 24
+    assert Enrollment.objects.count() == Patient.objects.count()
+    assert set(Patient.objects.values_list("dialysis_modality", flat=True)) >= {"HD", "PD", "transplant"}
+    assert any("warfarin" in meds for meds in Patient.objects.values_list("risk_medications", flat=True))
+    assert "password for all: carepath-demo" in text and "coordinator.chi" in text and "enrolled DEMO-" in text
+    counts = (Patient.objects.count(), Enrollment.objects.count(), Task.objects.count(), User.objects.count())
+
+    again = io.StringIO()
+    call_command("seed_demo", stdout=again)
+    assert (Patient.objects.count(), Enrollment.objects.count(), Task.objects.count(), User.objects.count()) == counts
+    assert "enrolled DEMO-" not in again.getvalue()
+    # Every enrollment has a full care team: one member per specialist role plus the coordinator.
+    enrollment = Enrollment.objects.first()
+    assert set(enrollment.care_team.values_list("role", flat=True)) == set(SPECIALIST_ROLES) | {"coordinator"}
+
+
+def test_seed_demo_refuses_without_a_loaded_pathway(db) -> None:
+    with pytest.raises(CommandError, match="load_pathways"):
+        call_command("seed_demo")
+
+
+def test_create_user_with_roles_sites_and_a_password_from_the_environment(db, monkeypatch) -> None:
+    Site.objects.create(code="chi", name="Chicago", timezone="America/Chicago")
+    Site.objects.create(code="nyc", name="New York", timezone="America/New_York")
+    monkeypatch.setenv("NEW_USER_PASSWORD", "a-Long-enough-passphrase")
+    out = io.StringIO()
+    call_command(
+        "create_user",
+        "wound.lee",
+        "--email",
+        "wl@example.org",
+        "--role",
+        "wound_nursing",
+        "--role",
+        "dermatology",
+        "--site",
+        "chi,nyc",
+        "--password-env",
+        "NEW_USER_PASSWORD",
+        stdout=out,
+    )
+    user = User.objects.get(username="wound.lee")
+    assert sorted(user.roles) == ["dermatology", "wound_nursing"]
+    assert set(user.sites.values_list("code", flat=True)) == {"chi", "nyc"}
+    assert user.check_password("a-Long-enough-passphrase")
+    assert "created user wound.lee" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--role", "astrologer", "--site", "chi"], "unknown role"),
+        (["--role", "nephrology", "--site", "mars"], "unknown site"),
+        (["--site", "chi"], "at least one --role"),
+        (["--role", "nephrology"], "at least one --site"),
+    ],
+)
+def test_create_user_rejects_a_bad_role_or_site_and_writes_nothing(db, monkeypatch, args, message) -> None:
+    Site.objects.create(code="chi", name="Chicago", timezone="America/Chicago")
+    monkeypatch.setenv("NEW_USER_PASSWORD", "a-Long-enough-passphrase")
+    with pytest.raises(CommandError, match=message):
+        call_command("create_user", "someone", "--email", "s@example.org", *args, "--password-env", "NEW_USER_PASSWORD")
+    assert not User.objects.filter(username="someone").exists()
+
+
+def test_create_user_rejects_a_weak_password_and_a_missing_variable(db, monkeypatch) -> None:
+    Site.objects.create(code="chi", name="Chicago", timezone="America/Chicago")
+    monkeypatch.setenv("WEAK", "password")
+    with pytest.raises(CommandError, match="password"):
+        call_command(
+            "create_user",
+            "weak",
+            "--email",
+            "w@example.org",
+            "--role",
+            "auditor",
+            "--site",
+            "chi",
+            "--password-env",
+            "WEAK",
+        )
+    with pytest.raises(CommandError, match="UNSET_VAR is not set"):
+        call_command(
+            "create_user",
+            "weak",
+            "--email",
+            "w@example.org",
+            "--role",
+            "auditor",
+            "--site",
+            "chi",
+            "--password-env",
+            "UNSET_VAR",
+        )
+    assert not User.objects.filter(username="weak").exists()
