@@ -1,0 +1,362 @@
+"""The access matrix: role x route x method, generated against the URL configuration.
+
+Every /api/v1/ route must have a row here (a new route without one fails `test_every_api_route_has_a_row`).
+Each row is exercised for every role on an in-scope object, and for out-of-scope objects (another site's,
+another care team's) which must answer 404 - never 403, which would confirm the object exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+
+from pathways.models import Task
+from pathways.services.enrollment import enrollment_hold
+from pathways.services.tasks import task_assign, task_claim, task_hold
+from tests.api.conftest import World, client_for, notify
+
+C, A, D, W = "coordinator", "auditor", "admin", "wound_nurse"
+ROLES = (C, A, D, W)
+PUBLIC = "public"  # no authentication needed
+API_PREFIX = "api/v1/"
+
+
+def _task(world: World) -> Task:
+    return Task.objects.get(pk=world.task.pk)
+
+
+def assigned(world: World) -> None:
+    task_assign(task_id=world.task.pk, assignee=world.users[W], actor=None, expected_version=None)
+
+
+def claimed(world: World) -> None:
+    task_claim(task_id=world.task.pk, actor=world.users[W], expected_version=None)
+
+
+def held(world: World) -> None:
+    claimed(world)
+    task_hold(task_id=world.task.pk, actor=world.users[W], expected_version=None, reason="patient at imaging")
+
+
+def enrollment_held(world: World) -> None:
+    enrollment_hold(enrollment_id=world.enrollment.pk, actor=None, reason="hospital transfer")
+
+
+def version(world: World, **extra: Any) -> dict[str, Any]:
+    return {"version": _task(world).version, **extra}
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str  # placeholders: {site} {patient} {pathway} {enrollment} {task} {member} {notification}
+    expect: dict[str, int]  # status per role for an in-scope object (PUBLIC: the anonymous answer)
+    body: Callable[[World], dict[str, Any]] | None = None
+    setup: Callable[[World], None] | None = None
+    # Which out-of-scope targets to probe; each must be 404 for the roles listed.
+    outsiders: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+ALL_200 = {C: 200, A: 200, D: 200, W: 200}
+MANAGE = {C: 200, D: 200, A: 403, W: 403}
+WORK = {W: 200, D: 200, C: 403, A: 403}
+WORK_OR_MANAGE = {W: 200, C: 200, D: 200, A: 403}
+SITE_AND_TEAM = {"other_site": (C, A, W), "other_team": (W,)}
+SITE_ONLY = {"other_site": (C, A, W)}
+
+MATRIX: dict[str, list[Row]] = {
+    "auth-token": [
+        Row("POST", "/api/v1/auth/token/", {PUBLIC: 401}, body=lambda w: {"username": "x", "password": "wrong"})
+    ],
+    "schema": [Row("GET", "/api/v1/schema/", {PUBLIC: 200})],
+    "docs": [Row("GET", "/api/v1/docs/", {PUBLIC: 200})],
+    "site-list": [Row("GET", "/api/v1/sites/", ALL_200)],
+    "site-detail": [Row("GET", "/api/v1/sites/{site}/", ALL_200, outsiders=SITE_ONLY)],
+    "patient-list": [
+        Row("GET", "/api/v1/patients/", ALL_200),
+        Row(
+            "POST",
+            "/api/v1/patients/",
+            {C: 201, D: 201, A: 403, W: 403},
+            body=lambda w: {
+                "site": w.site.pk,
+                "mrn": "NEW-0001",
+                "given_name": "Synthetic",
+                "family_name": "Newpatient",
+                "birth_date": "1955-02-03",
+                "dialysis_modality": "HD",
+            },
+        ),
+    ],
+    "patient-detail": [Row("GET", "/api/v1/patients/{patient}/", ALL_200, outsiders=SITE_AND_TEAM)],
+    "pathway-list": [Row("GET", "/api/v1/pathways/", ALL_200)],
+    "pathway-detail": [Row("GET", "/api/v1/pathways/{pathway}/", ALL_200)],
+    "enrollment-list": [
+        Row("GET", "/api/v1/enrollments/", ALL_200),
+        # The wound nurse cannot see the unenrolled patient at all: the reference reads as nonexistent (400).
+        Row(
+            "POST",
+            "/api/v1/enrollments/",
+            {C: 201, D: 201, A: 403, W: 400},
+            body=lambda w: {"patient": w.spare_patient.pk, "pathway": "calciphylaxis"},
+        ),
+    ],
+    "enrollment-detail": [Row("GET", "/api/v1/enrollments/{enrollment}/", ALL_200, outsiders=SITE_AND_TEAM)],
+    "enrollment-hold": [
+        Row(
+            "POST",
+            "/api/v1/enrollments/{enrollment}/hold/",
+            MANAGE,
+            body=lambda w: {"reason": "admitted"},
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "enrollment-resume": [
+        Row(
+            "POST",
+            "/api/v1/enrollments/{enrollment}/resume/",
+            MANAGE,
+            body=lambda w: {},
+            setup=enrollment_held,
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "enrollment-complete": [
+        Row("POST", "/api/v1/enrollments/{enrollment}/complete/", MANAGE, body=lambda w: {}, outsiders=SITE_AND_TEAM)
+    ],
+    "enrollment-revoke": [
+        Row(
+            "POST",
+            "/api/v1/enrollments/{enrollment}/revoke/",
+            MANAGE,
+            body=lambda w: {"reason": "entered in error"},
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "enrollment-care-team": [
+        Row("GET", "/api/v1/enrollments/{enrollment}/care-team/", ALL_200, outsiders=SITE_AND_TEAM),
+        Row(
+            "POST",
+            "/api/v1/enrollments/{enrollment}/care-team/",
+            {C: 201, D: 201, A: 403, W: 403},
+            body=lambda w: {"user": w.users["nephrologist"].pk, "role": "nephrology"},
+            outsiders=SITE_AND_TEAM,
+        ),
+    ],
+    "enrollment-care-team-end": [
+        Row(
+            "POST",
+            "/api/v1/enrollments/{enrollment}/care-team/{member}/end/",
+            MANAGE,
+            body=lambda w: {},
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "enrollment-schedule": [
+        Row("GET", "/api/v1/enrollments/{enrollment}/schedule/?days=7", ALL_200, outsiders=SITE_AND_TEAM)
+    ],
+    "task-list": [Row("GET", "/api/v1/tasks/", ALL_200)],
+    "task-detail": [Row("GET", "/api/v1/tasks/{task}/", ALL_200, outsiders=SITE_AND_TEAM)],
+    "task-events": [Row("GET", "/api/v1/tasks/{task}/events/", ALL_200, outsiders=SITE_AND_TEAM)],
+    "task-assign": [
+        Row(
+            "POST",
+            "/api/v1/tasks/{task}/assign/",
+            MANAGE,
+            body=lambda w: version(w, assignee=w.users[W].pk),
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "task-claim": [
+        Row(
+            "POST",
+            "/api/v1/tasks/{task}/claim/",
+            {W: 200, D: 200, C: 403, A: 403},
+            body=version,
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "task-unclaim": [
+        Row("POST", "/api/v1/tasks/{task}/unclaim/", WORK, body=version, setup=claimed, outsiders=SITE_AND_TEAM)
+    ],
+    "task-accept": [
+        Row("POST", "/api/v1/tasks/{task}/accept/", WORK, body=version, setup=assigned, outsiders=SITE_AND_TEAM)
+    ],
+    "task-start": [
+        Row("POST", "/api/v1/tasks/{task}/start/", WORK, body=version, setup=assigned, outsiders=SITE_AND_TEAM)
+    ],
+    "task-complete": [
+        Row(
+            "POST",
+            "/api/v1/tasks/{task}/complete/",
+            WORK,
+            body=lambda w: version(w, outcome="BWAT-CUA 24, photographed"),
+            setup=claimed,
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "task-hold": [
+        Row(
+            "POST",
+            "/api/v1/tasks/{task}/hold/",
+            WORK_OR_MANAGE,
+            body=lambda w: version(w, reason="patient at imaging"),
+            setup=claimed,
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "task-resume": [
+        Row("POST", "/api/v1/tasks/{task}/resume/", WORK_OR_MANAGE, body=version, setup=held, outsiders=SITE_AND_TEAM)
+    ],
+    "task-cancel": [
+        Row(
+            "POST",
+            "/api/v1/tasks/{task}/cancel/",
+            MANAGE,
+            body=lambda w: version(w, reason="duplicate"),
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "task-fail": [
+        Row(
+            "POST",
+            "/api/v1/tasks/{task}/fail/",
+            WORK,
+            body=lambda w: version(w, reason="patient refused"),
+            setup=claimed,
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "queue-list": [Row("GET", "/api/v1/queue/", ALL_200)],
+    "notification-list": [Row("GET", "/api/v1/notifications/", ALL_200)],
+    # Notifications are personal: another user's (even an admin asking) is 404.
+    "notification-detail": [
+        Row("GET", "/api/v1/notifications/{notification}/", ALL_200, outsiders={"other_user": (C, A, D, W)})
+    ],
+    "notification-read": [
+        Row(
+            "POST",
+            "/api/v1/notifications/{notification}/read/",
+            ALL_200,
+            body=lambda w: {},
+            outsiders={"other_user": (C, A, D, W)},
+        )
+    ],
+}
+
+
+def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, str | None]]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern.name
+
+
+def api_routes() -> dict[str, str]:
+    """{route name: pattern} for every route under /api/v1/, read from the live URL configuration."""
+    routes = {}
+    for route, name in _walk(get_resolver().url_patterns):
+        if route.lstrip("^").startswith(API_PREFIX):
+            assert name, f"unnamed API route {route}: name it so the access matrix can hold a row for it"
+            routes[name] = route
+    return routes
+
+
+def test_every_api_route_has_a_row_and_every_row_a_route() -> None:
+    routes = api_routes()
+    missing = sorted(set(routes) - set(MATRIX))
+    stale = sorted(set(MATRIX) - set(routes))
+    assert not missing, f"routes without an access-matrix row: {missing}"
+    assert not stale, f"access-matrix rows for routes that no longer exist: {stale}"
+
+
+def _ids(world: World, target: str, user_key: str | None) -> dict[str, Any]:
+    """Placeholder values for a target: the in-scope objects, or another site's / another team's."""
+    if target == "own":
+        enrollment, patient, task, member, site = world.enrollment, world.patient, world.task, world.member, world.site
+    elif target == "other_site":
+        enrollment, patient, task = world.other_site_enrollment, world.other_site_patient, world.other_site_task
+        member, site = world.other_site_member, world.other_site
+    else:  # other_team (same site) or other_user (someone else's notification)
+        enrollment, patient, task = world.other_team_enrollment, world.other_team_patient, world.other_team_task
+        member, site = world.other_team_member, world.site
+    recipient = world.users[user_key] if (user_key and target == "own") else world.users["nephrologist"]
+    notification = notify(recipient, world.task, key=f"{target}-{user_key}")
+    return {
+        "site": site.pk,
+        "patient": patient.pk,
+        "pathway": world.pathway.pk,
+        "enrollment": enrollment.pk,
+        "task": task.pk,
+        "member": member.pk,
+        "notification": notification.pk,
+    }
+
+
+def _cases() -> Iterator[Any]:
+    for name, rows in MATRIX.items():
+        for index, row in enumerate(rows):
+            for role, status in row.expect.items():
+                yield pytest.param(name, index, role, "own", status, id=f"{name}-{row.method}-{role}-own")
+            if PUBLIC not in row.expect:
+                yield pytest.param(name, index, None, "own", 401, id=f"{name}-{row.method}-anonymous")
+            for target, roles in row.outsiders.items():
+                for role in roles:
+                    yield pytest.param(name, index, role, target, 404, id=f"{name}-{row.method}-{role}-{target}")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("name", "index", "role", "target", "expected"), list(_cases()))
+def test_access_matrix(world: World, name: str, index: int, role: str | None, target: str, expected: int) -> None:
+    row = MATRIX[name][index]
+    if row.setup and target == "own":
+        row.setup(world)
+    user_key = None if role in (None, PUBLIC) else role
+    path = row.path.format(**_ids(world, target, user_key))
+    assert resolve(path.split("?")[0]).url_name == name, f"row for {name} points at another route: {path}"
+    client = client_for(world.users[user_key] if user_key else None)
+    body = row.body(world) if row.body else None
+    response = client.generic(row.method, path, data=_json(body), content_type="application/json")
+    assert response.status_code == expected, (role, target, path, response.content[:400])
+    if expected >= 400 and response.get("Content-Type", "").startswith("application/json"):
+        assert set(response.json()["error"]) == {"code", "message", "fields"}
+
+
+def _json(body: dict[str, Any] | None) -> str:
+    return json.dumps(body) if body is not None else ""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("role", [C, A, W])
+def test_list_endpoints_never_include_another_sites_or_teams_objects(world: World, role: str) -> None:
+    client = client_for(world.users[role])
+    hidden_tasks = {world.other_site_task.pk} | ({world.other_team_task.pk} if role == W else set())
+    hidden_enrollments = {world.other_site_enrollment.pk} | ({world.other_team_enrollment.pk} if role == W else set())
+    hidden_patients = {world.other_site_patient.pk, *([world.other_team_patient.pk] if role == W else [])}
+    seen_tasks = {t["id"] for t in client.get("/api/v1/tasks/?limit=200").json()["results"]}
+    seen_queue = {t["id"] for t in client.get("/api/v1/queue/?limit=200").json()["results"]}
+    seen_enrollments = {e["id"] for e in client.get("/api/v1/enrollments/").json()["results"]}
+    seen_patients = {p["id"] for p in client.get("/api/v1/patients/").json()["results"]}
+    seen_sites = {s["id"] for s in client.get("/api/v1/sites/").json()["results"]}
+    assert world.task.pk in seen_tasks
+    assert not seen_tasks & hidden_tasks
+    assert not seen_queue & hidden_tasks
+    assert world.enrollment.pk in seen_enrollments and not seen_enrollments & hidden_enrollments
+    assert world.patient.pk in seen_patients and not seen_patients & hidden_patients
+    assert seen_sites == {world.site.pk}
+    # Filtering by an out-of-scope id finds nothing rather than revealing the object.
+    other = client.get(f"/api/v1/tasks/?enrollment={world.other_site_enrollment.pk}").json()
+    assert other["count"] == 0
+
+
+@pytest.mark.postgres
+def test_admin_sees_every_site(world: World) -> None:
+    client = client_for(world.users[D])
+    assert client.get(f"/api/v1/tasks/{world.other_site_task.pk}/").status_code == 200
+    assert {s["id"] for s in client.get("/api/v1/sites/").json()["results"]} == {world.site.pk, world.other_site.pk}
