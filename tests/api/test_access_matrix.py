@@ -233,6 +233,36 @@ MATRIX: dict[str, list[Row]] = {
         )
     ],
     "queue-list": [Row("GET", "/api/v1/queue/", ALL_200)],
+    # Clinical endpoints (pathways/api/clinical.py). POSTs name their enrollment/task in the body; their
+    # out-of-scope 404s are tested in tests/clinical/test_api.py.
+    "observation-list": [
+        Row("GET", "/api/v1/observations/", ALL_200),
+        Row(
+            "POST",
+            "/api/v1/observations/",
+            {C: 201, D: 201, W: 201, A: 403},
+            body=lambda w: {"enrollment": w.enrollment.pk, "values": [{"code": "bwat_cua", "value": "24"}]},
+        ),
+    ],
+    "flag-list": [Row("GET", "/api/v1/flags/", ALL_200)],
+    "medication-change-list": [
+        Row("GET", "/api/v1/medication-changes/", ALL_200),
+        Row(
+            "POST",
+            "/api/v1/medication-changes/",
+            {C: 201, D: 201, W: 201, A: 403},
+            body=lambda w: {"enrollment": w.enrollment.pk, "medication": "iron", "drug_name": "iron sucrose"},
+        ),
+    ],
+    "task-completion-list": [
+        Row(
+            "POST",
+            "/api/v1/task-completions/",
+            {W: 201, D: 201, C: 403, A: 403},
+            body=lambda w: version(w, task=w.task.pk, values=[{"code": "bwat_cua", "value": "24", "unit": "score"}]),
+            setup=claimed,
+        )
+    ],
     "notification-list": [Row("GET", "/api/v1/notifications/", ALL_200)],
     # Notifications are personal: another user's (even an admin asking) is 404.
     "notification-detail": [
