@@ -206,6 +206,8 @@ SPECTACULAR_SETTINGS = {
         "TaskStatusEnum": "pathways.choices.TaskStatus",
         "EnrollmentStatusEnum": "pathways.choices.EnrollmentStatus",
         "TemplateStatusEnum": "pathways.choices.TemplateStatus",
+        "RiskMedicationEnum": "pathways.choices.RiskMedication",
+        "MedicationChangeKindEnum": "pathways.choices.MedicationChangeKind",
     },
 }
 

@@ -6,7 +6,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from pathways.api import views
+from pathways.api import clinical, views
 from pathways.api.auth import TokenView
 
 router = SimpleRouter()
@@ -17,8 +17,11 @@ router.register("enrollments", views.EnrollmentViewSet, basename="enrollment")
 router.register("tasks", views.TaskViewSet, basename="task")
 router.register("queue", views.QueueViewSet, basename="queue")
 router.register("notifications", views.NotificationViewSet, basename="notification")
-# Clinical endpoints (pathways/api/clinical.py) register here, e.g.
-#   router.register("observations", clinical.ObservationViewSet, basename="observation")
+# Clinical endpoints (pathways/api/clinical.py).
+router.register("observations", clinical.ObservationViewSet, basename="observation")
+router.register("flags", clinical.FlagViewSet, basename="flag")
+router.register("medication-changes", clinical.MedicationChangeViewSet, basename="medication-change")
+router.register("task-completions", clinical.TaskCompletionViewSet, basename="task-completion")
 # Every new route needs a row in tests/api/test_access_matrix.py or the suite fails.
 
 urlpatterns = [

@@ -21,7 +21,7 @@ from django.utils import timezone
 from pathways.choices import LIVE_ENROLLMENT_STATUSES, DerivedCode, Finding, ObservationCode, TaskStatus
 from pathways.errors import IllegalTransition, InvalidInput, NotFound, NotPermitted
 from pathways.models import Assessment, Enrollment, Flag, Observation, RuleFiring, Task, User
-from pathways.selectors.access import is_admin, is_coordinator, scope_enrollments, specialist_roles
+from pathways.selectors.access import is_admin, is_coordinator, scope_enrollments, scope_tasks, specialist_roles
 from pathways.services import units
 from pathways.services.tasks import task_transition
 
@@ -344,7 +344,8 @@ def task_complete_with_values(
     """Complete a task (labs drawn, assessment done) with the values it produced; they fire rules at once."""
     now = now or timezone.now()
     findings = _check_findings(findings)
-    enrollment_id = Task.objects.filter(pk=task_id).values_list("enrollment_id", flat=True).first()
+    tasks = Task.objects.filter(pk=task_id) if actor is None else scope_tasks(actor).filter(pk=task_id)
+    enrollment_id = tasks.values_list("enrollment_id", flat=True).first()
     if enrollment_id is None:
         raise NotFound(f"task {task_id} not found")
     # Lock order: enrollment, then task (the same order as recording without a task).
