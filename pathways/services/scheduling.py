@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -36,7 +36,7 @@ from pathways.choices import (
     TaskEventKind,
     TaskStatus,
 )
-from pathways.models import Notification, Patient, Schedule, Task, TaskEvent, TaskTemplate, User
+from pathways.models import CareTeamMember, Notification, Patient, Schedule, Task, TaskEvent, TaskTemplate, User
 from pathways.services.notifications import (
     NotificationDraft,
     Recipients,
@@ -194,10 +194,41 @@ def schedules_materialize(
         saved = [s for s, _ in plans]
     except IntegrityError:
         saved = [s for s, pending in plans if _create_one_schedule(s, pending, actor=actor, now=now, outcome=outcome)]
-    Schedule.objects.bulk_update(saved, _SCHEDULE_FIELDS)
+    _save_schedules(saved)
     outcome.schedules_advanced = len(saved)
     outcome.schedules_finished = sum(1 for s in saved if s.status == ScheduleStatus.FINISHED)
     return outcome
+
+
+def _save_schedules(schedules: list[Schedule]) -> None:
+    """Write the moved-on schedules in one statement."""
+    if not schedules:
+        return
+    if connection.vendor != "postgresql":
+        Schedule.objects.bulk_update(schedules, _SCHEDULE_FIELDS)
+        return
+    # bulk_update builds a CASE per row and field in Python (about 2 ms a row); one UPDATE ... FROM unnest()
+    # of typed arrays does the same in a single round trip and keeps the 2,000 occurrences/s target.
+    table = Schedule._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} AS s
+            SET occurrences_made = v.made, next_due_at = v.next_due, status = v.status,
+                finished_at = v.finished, updated_at = v.updated
+            FROM unnest(%s::bigint[], %s::integer[], %s::timestamptz[], %s::varchar[], %s::timestamptz[],
+                        %s::timestamptz[]) AS v(id, made, next_due, status, finished, updated)
+            WHERE s.id = v.id
+            """,  # noqa: S608 - the table name comes from the model, every value is a parameter
+            [
+                [s.pk for s in schedules],
+                [s.occurrences_made for s in schedules],
+                [s.next_due_at for s in schedules],
+                [str(s.status) for s in schedules],
+                [s.finished_at for s in schedules],
+                [s.updated_at for s in schedules],
+            ],
+        )
 
 
 def schedule_materialize(
@@ -244,6 +275,31 @@ class SweepReport:
         )
 
 
+# What the planner reads: loading only these skips patient names and a dozen JSON columns per row.
+_SWEEP_ONLY = (
+    "enrollment_id",
+    "task_template_id",
+    "status",
+    "anchor_at",
+    "next_due_at",
+    "occurrences_made",
+    "finished_at",
+    "updated_at",
+    "enrollment__patient_id",
+    "enrollment__patient__site_id",
+    "enrollment__patient__dialysis_days",
+    "enrollment__patient__dialysis_session_time",
+    "enrollment__patient__site__timezone",
+)
+
+
+def _attach_templates(schedules: list[Schedule]) -> None:
+    """Load each distinct task template once for the batch (a pathway has about twenty)."""
+    templates = TaskTemplate.objects.in_bulk({s.task_template_id for s in schedules})
+    for schedule in schedules:
+        schedule.task_template = templates[schedule.task_template_id]
+
+
 def schedules_materialize_due(
     *,
     now: dt.datetime | None = None,
@@ -269,13 +325,15 @@ def schedules_materialize_due(
         with transaction.atomic():
             batch = list(
                 Schedule.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("task_template", "enrollment__patient__site")
+                .select_related("enrollment__patient__site")
+                .only(*_SWEEP_ONLY)
                 .filter(status=ScheduleStatus.ACTIVE, next_due_at__lte=until)
                 .exclude(pk__in=report.failed)
                 .order_by("next_due_at", "pk")[:batch_size]
             )
             if not batch:
                 break
+            _attach_templates(batch)
             outcome = schedules_materialize(schedules=batch, until=until, now=now)
         report.batches += 1
         report.rows += len(batch)
@@ -489,11 +547,20 @@ def tasks_remind_due_soon(
     report = SweepReport(name="remind", as_of=now)
     started = time.monotonic()
     reminded = Notification.objects.filter(task=OuterRef("pk"), kind=NotificationKind.DUE_SOON)
+    # A pool nobody on the care team holds has no one to remind; leaving it out in SQL keeps such tasks from
+    # being re-read every minute.
+    has_pool = CareTeamMember.objects.filter(
+        enrollment_id=OuterRef("enrollment_id"), role=OuterRef("role"), period_end__isnull=True
+    )
     after: tuple[dt.datetime, int] | None = None
     while max_seconds is None or time.monotonic() - started < max_seconds:
-        qs = Task.objects.filter(
-            status__in=WORKABLE_STATUSES, blocked_by=[], available_at__lte=now, due_at__gt=now, due_at__lte=horizon
-        ).exclude(Exists(reminded))
+        qs = (
+            Task.objects.filter(
+                status__in=WORKABLE_STATUSES, blocked_by=[], available_at__lte=now, due_at__gt=now, due_at__lte=horizon
+            )
+            .filter(Q(assignee__isnull=False) | Exists(has_pool))
+            .exclude(Exists(reminded))
+        )
         if after is not None:
             qs = qs.filter(Q(due_at__gt=after[0]) | Q(due_at=after[0], pk__gt=after[1]))
         batch = list(qs.order_by("due_at", "pk")[:batch_size])
