@@ -13,7 +13,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pathways.api.base import ScopedViewSet, StrictSerializer
+from pathways.api.base import ScopedViewSet, StrictSerializer, staff
 from pathways.api.filters import IdFilter, StrictBooleanFilter
 from pathways.choices import DerivedCode, Finding, MedicationChangeKind, ObservationCode, RiskMedication
 from pathways.models import Flag, MedicationChange, Observation, RuleFiring
@@ -32,7 +32,7 @@ ALL_CODES = [*ObservationCode.values, *DerivedCode.values]
 
 
 class ObservationSerializer(serializers.ModelSerializer):
-    inputs = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    inputs: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
 
     class Meta:
         model = Observation
@@ -216,7 +216,7 @@ class ObservationViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, ScopedV
 
     def get_queryset(self) -> QuerySet[Any]:
         return (
-            Observation.objects.filter(enrollment__in=scope_enrollments(self.request.user))
+            Observation.objects.filter(enrollment__in=scope_enrollments(staff(self.request)))
             .prefetch_related("inputs")
             .order_by("-effective_at", "-pk")
         )
@@ -229,7 +229,7 @@ class ObservationViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, ScopedV
             findings=data["findings"],
             note=data["note"],
             effective_at=data["effective_at"],
-            actor=request.user,
+            actor=staff(request),
         )
         return Response(ClinicalResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
@@ -242,7 +242,7 @@ class FlagViewSet(mixins.ListModelMixin, ScopedViewSet):
     filterset_class = FlagFilter
 
     def get_queryset(self) -> QuerySet[Any]:
-        return Flag.objects.filter(enrollment__in=scope_enrollments(self.request.user)).order_by("-raised_at", "-pk")
+        return Flag.objects.filter(enrollment__in=scope_enrollments(staff(self.request))).order_by("-raised_at", "-pk")
 
 
 @extend_schema(request=MedicationChangeCreateSerializer, responses={201: MedicationChangeSerializer}, methods=["POST"])
@@ -254,7 +254,7 @@ class MedicationChangeViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, Sc
     filterset_class = MedicationChangeFilter
 
     def get_queryset(self) -> QuerySet[Any]:
-        return MedicationChange.objects.filter(enrollment__in=scope_enrollments(self.request.user)).order_by(
+        return MedicationChange.objects.filter(enrollment__in=scope_enrollments(staff(self.request))).order_by(
             "-effective_at", "-pk"
         )
 
@@ -267,7 +267,7 @@ class MedicationChangeViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, Sc
             kind=data["kind"],
             note=data["note"],
             effective_at=data["effective_at"],
-            actor=request.user,
+            actor=staff(request),
         )
         return Response(MedicationChangeSerializer(result.change).data, status=status.HTTP_201_CREATED)
 
@@ -283,7 +283,7 @@ class TaskCompletionViewSet(ScopedViewSet):
         data = _validated(TaskCompletionSerializer, request)
         _, result = task_complete_with_values(
             task_id=data["task"],
-            actor=request.user,
+            actor=staff(request),
             expected_version=data["version"],
             values=_inputs(data["values"]),
             findings=data["findings"],
