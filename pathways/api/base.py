@@ -9,10 +9,19 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from rest_framework import serializers, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.request import Request
 
 from pathways.api.pagination import MAX_PAGE_SIZE, BoundedLimitOffsetPagination
+from pathways.models import User
+
+
+def staff(request: Request) -> User:
+    """The authenticated member of staff (IsActiveStaff has already turned anonymous requests away)."""
+    user = request.user
+    if not isinstance(user, User):
+        raise NotAuthenticated()
+    return user
 
 
 class StrictSerializer(serializers.Serializer):
@@ -81,4 +90,5 @@ __all__ = [
     "StrictModelSerializer",
     "StrictQueryParamsMixin",
     "StrictSerializer",
+    "staff",
 ]

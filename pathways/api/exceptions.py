@@ -59,8 +59,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # DRF answers 401 only with a WWW-Authenticate challenge; API clients authenticate with a token.
         exc.status_code = status.HTTP_401_UNAUTHORIZED
         headers["WWW-Authenticate"] = 'Token realm="api"'
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(int(exc.wait))
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        headers["Retry-After"] = str(int(wait))
 
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)

@@ -9,6 +9,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from pathways.api.base import staff
 from pathways.choices import OPEN_TASK_STATUSES, EnrollmentStatus, Priority, Prong, Role, TaskStatus, TemplateStatus
 from pathways.models import Enrollment, Notification, PathwayTemplate, Patient, Task
 from pathways.selectors.access import specialist_roles
@@ -38,9 +39,9 @@ class IdFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
 
-class AssigneeField(forms.CharField):
+class AssigneeField(forms.Field):
     def to_python(self, value: Any) -> str | int | None:
-        text = super().to_python(value)
+        text = str(value or "").strip()
         if not text:
             return None
         if text == "me":
@@ -81,7 +82,9 @@ class TaskFilter(django_filters.FilterSet):
     def filter_assignee(self, qs: QuerySet[Task], name: str, value: str | int | None) -> QuerySet[Task]:
         if value is None:
             return qs
-        return qs.filter(assignee=self.request.user if value == "me" else value)
+        if value == "me":
+            return qs.filter(assignee=staff(self.request))
+        return qs.filter(assignee_id=int(value))
 
     def filter_pool(self, qs: QuerySet[Task], name: str, value: bool | None) -> QuerySet[Task]:
         if value is None:
@@ -89,7 +92,7 @@ class TaskFilter(django_filters.FilterSet):
         if not value:
             return qs.filter(assignee__isnull=False)
         pool = qs.filter(assignee__isnull=True)
-        roles = specialist_roles(self.request.user)
+        roles = specialist_roles(staff(self.request))
         return pool.filter(role__in=roles) if roles else pool
 
     def filter_available(self, qs: QuerySet[Task], name: str, value: bool | None) -> QuerySet[Task]:

@@ -159,7 +159,7 @@ class CareTeamMemberSerializer(serializers.ModelSerializer):
 
 class TaskSerializer(serializers.ModelSerializer):
     patient = serializers.IntegerField(source="enrollment.patient_id", read_only=True)
-    template = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    template: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="code", read_only=True)
     is_overdue = serializers.SerializerMethodField()
 
     class Meta:

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from pathways.api import serializers as s
-from pathways.api.base import ScopedReadOnlyViewSet, ScopedViewSet
+from pathways.api.base import ScopedReadOnlyViewSet, ScopedViewSet, staff
 from pathways.api.filters import EnrollmentFilter, NotificationFilter, PathwayFilter, PatientFilter, TaskFilter
 from pathways.choices import TaskStatus
 from pathways.models import (
@@ -37,6 +37,7 @@ from pathways.selectors.access import (
     scope_pathway_templates,
     scope_patients,
     scope_sites,
+    scope_tasks_to_claim,
 )
 from pathways.selectors.schedule import MAX_PREVIEW_DAYS, enrollment_upcoming_occurrences
 from pathways.selectors.tasks import task_list, task_queue_for_user
@@ -60,7 +61,7 @@ class SiteViewSet(ScopedReadOnlyViewSet):
     serializer_class = s.SiteSerializer
 
     def get_queryset(self) -> QuerySet[Any]:
-        return scope_sites(self.request.user).order_by("code")
+        return scope_sites(staff(self.request)).order_by("code")
 
 
 @extend_schema_view(create=extend_schema(request=s.PatientCreateSerializer, responses={201: s.PatientSerializer}))
@@ -74,11 +75,11 @@ class PatientViewSet(mixins.CreateModelMixin, ScopedReadOnlyViewSet):
     filterset_class = PatientFilter
 
     def get_queryset(self) -> QuerySet[Any]:
-        return scope_patients(self.request.user).order_by("site_id", "mrn")
+        return scope_patients(staff(self.request)).order_by("site_id", "mrn")
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = _validated(s.PatientCreateSerializer, request)
-        patient = patient_create(actor=request.user, **data)
+        patient = patient_create(actor=staff(request), **data)
         return Response(s.PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
 
 
@@ -91,7 +92,7 @@ class PathwayViewSet(ScopedReadOnlyViewSet):
     filterset_class = PathwayFilter
 
     def get_queryset(self) -> QuerySet[Any]:
-        qs = scope_pathway_templates(self.request.user).prefetch_related(
+        qs = scope_pathway_templates(staff(self.request)).prefetch_related(
             Prefetch("task_templates", queryset=TaskTemplate.objects.order_by("position")),
             Prefetch("rules", queryset=Rule.objects.order_by("position")),
         )
@@ -125,7 +126,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
 
     def get_queryset(self) -> QuerySet[Any]:
         return (
-            scope_enrollments(self.request.user)
+            scope_enrollments(staff(self.request))
             .select_related("template", "patient__site")
             .order_by("-enrolled_at", "pk")
         )
@@ -136,7 +137,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
             patient_id=data["patient"].pk,
             pathway_slug=data["pathway"],
             coordinator=data["coordinator"],
-            actor=request.user,
+            actor=staff(request),
         )
         return Response(self._out(enrollment.pk), status=status.HTTP_201_CREATED)
 
@@ -147,28 +148,30 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
     def hold(self, request: Request, pk: str) -> Response:
         enrollment = self.get_object()
         data = _validated(s.ReasonSerializer, request)
-        enrollment_services.enrollment_hold(enrollment_id=enrollment.pk, actor=request.user, reason=data["reason"])
+        enrollment_services.enrollment_hold(enrollment_id=enrollment.pk, actor=staff(request), reason=data["reason"])
         return Response(self._out(enrollment.pk))
 
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str) -> Response:
         enrollment = self.get_object()
         _validated(s.StrictSerializer, request)
-        enrollment_services.enrollment_resume(enrollment_id=enrollment.pk, actor=request.user)
+        enrollment_services.enrollment_resume(enrollment_id=enrollment.pk, actor=staff(request))
         return Response(self._out(enrollment.pk))
 
     @action(detail=True, methods=["post"])
     def complete(self, request: Request, pk: str) -> Response:
         enrollment = self.get_object()
         data = _validated(s.OptionalReasonSerializer, request)
-        enrollment_services.enrollment_complete(enrollment_id=enrollment.pk, actor=request.user, reason=data["reason"])
+        enrollment_services.enrollment_complete(
+            enrollment_id=enrollment.pk, actor=staff(request), reason=data["reason"]
+        )
         return Response(self._out(enrollment.pk))
 
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str) -> Response:
         enrollment = self.get_object()
         data = _validated(s.ReasonSerializer, request)
-        enrollment_services.enrollment_revoke(enrollment_id=enrollment.pk, actor=request.user, reason=data["reason"])
+        enrollment_services.enrollment_revoke(enrollment_id=enrollment.pk, actor=staff(request), reason=data["reason"])
         return Response(self._out(enrollment.pk))
 
     @action(detail=True, methods=["get", "post"], url_path="care-team", url_name="care-team")
@@ -176,7 +179,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         enrollment = self.get_object()
         if request.method == "GET":
             members = (
-                scope_care_team(request.user)
+                scope_care_team(staff(request))
                 .filter(enrollment=enrollment)
                 .select_related("user")
                 .order_by("period_end", "role", "pk")
@@ -184,7 +187,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
             return Response(s.CareTeamMemberSerializer(members, many=True).data)
         data = _validated(s.CareTeamAddSerializer, request)
         member = enrollment_services.care_team_add(
-            enrollment_id=enrollment.pk, user=data["user"], role=data["role"], actor=request.user
+            enrollment_id=enrollment.pk, user=data["user"], role=data["role"], actor=staff(request)
         )
         member = CareTeamMember.objects.select_related("user").get(pk=member.pk)
         return Response(s.CareTeamMemberSerializer(member).data, status=status.HTTP_201_CREATED)
@@ -199,10 +202,10 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         """End a care-team membership (its period closes; history is kept)."""
         enrollment = self.get_object()
         _validated(s.StrictSerializer, request)
-        member = scope_care_team(request.user).filter(enrollment=enrollment, pk=int(member_id)).first()
+        member = scope_care_team(staff(request)).filter(enrollment=enrollment, pk=int(member_id)).first()
         if member is None:
             raise ValidationError({"member_id": ["not a member of this enrollment's care team"]})
-        member = enrollment_services.care_team_end(membership_id=member.pk, actor=request.user)
+        member = enrollment_services.care_team_end(membership_id=member.pk, actor=staff(request))
         member = CareTeamMember.objects.select_related("user").get(pk=member.pk)
         return Response(s.CareTeamMemberSerializer(member).data)
 
@@ -247,10 +250,12 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     filterset_class = TaskFilter
 
     def get_queryset(self) -> QuerySet[Any]:
-        return task_list(user=self.request.user)
+        if self.action == "claim":
+            return scope_tasks_to_claim(staff(self.request))
+        return task_list(user=staff(self.request))
 
     def _done(self, task: Task) -> Response:
-        return Response(s.TaskSerializer(self.get_queryset().get(pk=task.pk)).data)
+        return Response(s.TaskSerializer(task_list(user=staff(self.request)).get(pk=task.pk)).data)
 
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk: str) -> Response:
@@ -260,7 +265,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         task_services.task_assign(
             task_id=task.pk,
             assignee=data["assignee"],
-            actor=request.user,
+            actor=staff(request),
             expected_version=data["version"],
             reason=data["reason"],
         )
@@ -271,7 +276,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         """Take a task from your role's pool: assigned to you and accepted."""
         task = self.get_object()
         data = _validated(s.TaskVersionSerializer, request)
-        task_services.task_claim(task_id=task.pk, actor=request.user, expected_version=data["version"])
+        task_services.task_claim(task_id=task.pk, actor=staff(request), expected_version=data["version"])
         return self._done(task)
 
     @action(detail=True, methods=["post"])
@@ -279,7 +284,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         """Give your task back to the role pool."""
         task = self.get_object()
         data = _validated(s.TaskVersionSerializer, request)
-        task_services.task_unclaim(task_id=task.pk, actor=request.user, expected_version=data["version"])
+        task_services.task_unclaim(task_id=task.pk, actor=staff(request), expected_version=data["version"])
         return self._done(task)
 
     def _transition(self, request: Request, to_status: str, serializer_class: type[BaseSerializer]) -> Response:
@@ -288,7 +293,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         task_services.task_transition(
             task_id=task.pk,
             to_status=to_status,
-            actor=request.user,
+            actor=staff(request),
             expected_version=data["version"],
             reason=data.get("reason", ""),
             outcome=data.get("outcome", ""),
@@ -322,7 +327,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         data = _validated(s.TaskHoldSerializer, request)
         task_services.task_hold(
             task_id=task.pk,
-            actor=request.user,
+            actor=staff(request),
             expected_version=data["version"],
             reason=data["reason"],
             until=data["until"],
@@ -333,7 +338,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     def resume(self, request: Request, pk: str) -> Response:
         task = self.get_object()
         data = _validated(s.TaskVersionSerializer, request)
-        task_services.task_resume(task_id=task.pk, actor=request.user, expected_version=data["version"])
+        task_services.task_resume(task_id=task.pk, actor=staff(request), expected_version=data["version"])
         return self._done(task)
 
     @action(detail=True, methods=["get"])
@@ -355,7 +360,7 @@ class QueueViewSet(mixins.ListModelMixin, ScopedViewSet):
     filterset_class = TaskFilter
 
     def get_queryset(self) -> QuerySet[Any]:
-        return task_queue_for_user(user=self.request.user)
+        return task_queue_for_user(user=staff(self.request))
 
 
 @extend_schema_view(read=extend_schema(request=None, responses=s.NotificationSerializer))
@@ -368,11 +373,11 @@ class NotificationViewSet(ScopedReadOnlyViewSet):
     filterset_class = NotificationFilter
 
     def get_queryset(self) -> QuerySet[Any]:
-        return scope_notifications(self.request.user).order_by("-created_at", "-pk")
+        return scope_notifications(staff(self.request)).order_by("-created_at", "-pk")
 
     @action(detail=True, methods=["post"])
     def read(self, request: Request, pk: str) -> Response:
         notification = self.get_object()
         _validated(s.StrictSerializer, request)
-        notification = notification_mark_read(notification_id=notification.pk, user=request.user)
+        notification = notification_mark_read(notification_id=notification.pk, user=staff(request))
         return Response(s.NotificationSerializer(notification).data)

@@ -95,6 +95,16 @@ def scope_tasks(user: User) -> QuerySet[Task]:
     return qs.filter(mine | pool)
 
 
+def scope_tasks_to_claim(user: User) -> QuerySet[Task]:
+    """Tasks a user may try to claim: those in scope_tasks, plus their role's tasks on their care teams that a
+    colleague has just taken, so that losing a claim race is a 409 ("already assigned"), not a 404."""
+    if is_admin(user) or is_coordinator(user) or is_auditor(user):
+        return scope_tasks(user)
+    qs = Task.objects.filter(enrollment__patient__site__in=_site_ids(user))
+    mine = Q(assignee=user) & _current_membership(user, "enrollment")
+    return qs.filter(mine | _current_membership(user, "enrollment", "role"))
+
+
 def scope_care_team(user: User) -> QuerySet[CareTeamMember]:
     """Care-team memberships (current and past) of the enrollments the user may see."""
     return CareTeamMember.objects.filter(enrollment__in=scope_enrollments(user))

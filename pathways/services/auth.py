@@ -58,9 +58,13 @@ def _keys(username: str, address: str | None) -> list[tuple[str, int]]:
 def login_locked_until(*, username: str, address: str | None, now: dt.datetime | None = None) -> dt.datetime | None:
     """The latest lock in force for this username or address, or None."""
     now = now or timezone.now()
-    locks = LoginThrottle.objects.filter(
-        key__in=[k for k, _ in _keys(username, address)], locked_until__gt=now
-    ).values_list("locked_until", flat=True)
+    locks = [
+        until
+        for until in LoginThrottle.objects.filter(
+            key__in=[k for k, _ in _keys(username, address)], locked_until__gt=now
+        ).values_list("locked_until", flat=True)
+        if until is not None
+    ]
     return max(locks, default=None)
 
 
@@ -84,7 +88,7 @@ def login_success_record(*, user: User, username: str, now: dt.datetime | None =
     now = now or timezone.now()
     key, _ = _keys(username, None)[0]
     LoginThrottle.objects.filter(key=key).update(failures=0, window_started_at=now, locked_until=None)
-    update_last_login(None, user)
+    update_last_login(User, user)
     logger.info("login succeeded user_id=%s", user.pk)
 
 

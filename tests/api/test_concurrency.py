@@ -50,3 +50,17 @@ def test_ten_concurrent_claims_of_one_task_give_one_success_and_nine_conflicts(w
     assert task.status == TaskStatus.ACCEPTED
     assert task.version == 2
     assert task.events.filter(kind="assigned").count() == 1
+
+
+@pytest.mark.postgres
+def test_claiming_a_task_a_colleague_already_took_is_a_409_not_a_404(world: World) -> None:
+    colleague = UserFactory(roles=[Role.WOUND_NURSING], sites=[world.site])
+    care_team_add(enrollment_id=world.enrollment.pk, user=colleague, role=Role.WOUND_NURSING, actor=None)
+    task = Task.objects.get(pk=world.task.pk)
+    url = f"/api/v1/tasks/{task.pk}/claim/"
+    assert client_for(colleague).post(url, {"version": task.version}, format="json").status_code == 200
+    late = client_for(world.users["wound_nurse"]).post(url, {"version": task.version}, format="json")
+    assert late.status_code == 409
+    assert late.json()["error"]["code"] == "illegal_transition"
+    # The task is still not listed for the nurse who lost: it is the colleague's now.
+    assert client_for(world.users["wound_nurse"]).get(f"/api/v1/tasks/{task.pk}/").status_code == 404
