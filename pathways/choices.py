@@ -250,3 +250,22 @@ class RuleOutcome(models.TextChoices):
     FLAG_LINKED = "flag_linked", "Linked to the active flag (dedupe)"
     SCHEDULE_HELD = "schedule_held", "Schedule held"
     NOTHING_TO_HOLD = "nothing_to_hold", "No active schedule to hold"
+
+
+class AuditAction(models.TextChoices):
+    """FHIR AuditEvent.action (http://hl7.org/fhir/audit-event-action)."""
+
+    CREATE = "C", "Create"
+    READ = "R", "Read/view/print/query"
+    UPDATE = "U", "Update"
+    DELETE = "D", "Delete"
+    EXECUTE = "E", "Execute (login, search, report)"
+
+
+class AuditOutcome(models.TextChoices):
+    """FHIR AuditEvent.outcome (http://hl7.org/fhir/audit-event-outcome). Denied requests are failures."""
+
+    SUCCESS = "0", "Success"
+    MINOR_FAILURE = "4", "Minor failure"  # invalid input, not found, conflict
+    SERIOUS_FAILURE = "8", "Serious failure"  # denied: not authenticated, not permitted, locked out
+    MAJOR_FAILURE = "12", "Major failure"  # server error

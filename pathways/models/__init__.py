@@ -1,5 +1,6 @@
 """Models, one module per aggregate; imported here so Django finds them."""
 
+from pathways.models.audit import AuditEvent
 from pathways.models.care import CareTeamMember, Enrollment, EnrollmentEvent, Patient, Site, User
 from pathways.models.clinical import Assessment, Flag, MedicationChange, Observation, RuleFiring
 from pathways.models.security import LoginThrottle
@@ -8,6 +9,7 @@ from pathways.models.templates import PathwayTemplate, Rule, TaskTemplate
 
 __all__ = [
     "Assessment",
+    "AuditEvent",
     "CareTeamMember",
     "Enrollment",
     "EnrollmentEvent",
