@@ -134,11 +134,13 @@ def _create_one_schedule(
     schedule: Schedule, pending: list[NewTask], *, actor: User | None, now: dt.datetime, outcome: MaterializeOutcome
 ) -> bool:
     """Slow path after a conflict: create this schedule's occurrences that do not exist yet, in a savepoint."""
-    existing = set(
-        Task.objects.filter(schedule_id=schedule.pk, occurrence__in=[n.occurrence for n in pending]).values_list(
-            "occurrence", flat=True
-        )
-    )
+    existing: set[int] = {
+        occurrence
+        for occurrence in Task.objects.filter(
+            schedule_id=schedule.pk, occurrence__in=[n.occurrence for n in pending]
+        ).values_list("occurrence", flat=True)
+        if occurrence is not None
+    }
     missing = [n for n in pending if n.occurrence not in existing]
     try:
         with transaction.atomic():

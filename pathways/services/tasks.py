@@ -379,7 +379,7 @@ def tasks_create(
     now = now or timezone.now()
     rows = [
         Task(
-            enrollment_id=n.enrollment_id or enrollment_id,
+            enrollment_id=_enrollment_of(n, enrollment_id),
             template=n.template,
             schedule_id=n.schedule_id,
             occurrence=n.occurrence,
@@ -416,6 +416,13 @@ def tasks_create(
         for t in created
     )
     return created
+
+
+def _enrollment_of(new: NewTask, default: int | None) -> int:
+    enrollment_id = new.enrollment_id or default
+    if enrollment_id is None:
+        raise ValueError("tasks_create needs an enrollment_id, on the call or on every NewTask")
+    return enrollment_id
 
 
 def new_task_from_template(
