@@ -113,16 +113,31 @@ def _weekly_days_and_time(spec: RecurrenceSpec, cal: PatientCalendar) -> tuple[t
     return spec.weekdays, spec.at or dt.time(9, 0)
 
 
-def _rule(spec: RecurrenceSpec, anchor: dt.datetime, cal: PatientCalendar) -> tuple[rrule.rrule, bool] | None:
-    """An rrule over local naive times (or UTC naive for hourly intervals), and whether it is in UTC."""
+def _rule(
+    spec: RecurrenceSpec, anchor: dt.datetime, cal: PatientCalendar, near: dt.datetime | None = None
+) -> tuple[rrule.rrule, bool] | None:
+    """An rrule over local naive times (or UTC naive for hourly intervals), and whether it is in UTC.
+
+    With `near`, the rule starts close to (at or before) that moment on the same occurrence grid, so that
+    finding the next occurrence of a years-old schedule does not walk through every earlier one.
+    """
     until = _until_local(spec, anchor, cal)
     if spec.kind == RecurrenceKind.INTERVAL:
         start = _first_due_local(spec, anchor, cal)
         if spec.every_hours:
             start_utc = _to_utc(start, cal.tz).replace(tzinfo=None)
             until_utc = _to_utc(until, cal.tz).replace(tzinfo=None) if until else None
+            step = dt.timedelta(hours=spec.every_hours)
+            if near is not None:
+                skipped = int((near.astimezone(dt.UTC).replace(tzinfo=None) - start_utc) / step) - 1
+                start_utc += step * max(skipped, 0)
             return rrule.rrule(rrule.HOURLY, interval=spec.every_hours, dtstart=start_utc, until=until_utc), True
-        return rrule.rrule(rrule.DAILY, interval=spec.every_days or 1, dtstart=start, until=until), False
+        every = spec.every_days or 1
+        if near is not None:
+            # Whole local days keep the wall-clock time across DST, exactly as DAILY;interval=N does.
+            skipped = ((_to_local_naive(near, cal.tz).date() - start.date()).days // every) - 1
+            start += dt.timedelta(days=every * max(skipped, 0))
+        return rrule.rrule(rrule.DAILY, interval=every, dtstart=start, until=until), False
     if spec.kind in (RecurrenceKind.WEEKDAYS, RecurrenceKind.DIALYSIS_DAYS):
         days, at = _weekly_days_and_time(spec, cal)
         if not days:
@@ -132,6 +147,10 @@ def _rule(spec: RecurrenceSpec, anchor: dt.datetime, cal: PatientCalendar) -> tu
             if spec.first_due_day == 0
             else _day_start_local(anchor, cal, spec.first_due_day)
         )
+        if near is not None:
+            # Weekly rules without an interval select by weekday and time only: any later start of day keeps the grid.
+            near_day = dt.datetime.combine(_to_local_naive(near, cal.tz).date() - dt.timedelta(days=1), dt.time(0))
+            start = max(start, near_day)
         rule = rrule.rrule(
             rrule.WEEKLY,
             byweekday=sorted(days),
@@ -145,15 +164,17 @@ def _rule(spec: RecurrenceSpec, anchor: dt.datetime, cal: PatientCalendar) -> tu
     return None
 
 
-def _iter_from(spec: RecurrenceSpec, anchor: dt.datetime, cal: PatientCalendar) -> Iterator[dt.datetime]:
-    """Every occurrence (aware UTC) from the anchor on, ignoring the count bound."""
+def _iter_from(
+    spec: RecurrenceSpec, anchor: dt.datetime, cal: PatientCalendar, near: dt.datetime | None = None
+) -> Iterator[dt.datetime]:
+    """Occurrences (aware UTC) from the anchor on (or from shortly before `near`), ignoring the count bound."""
     if spec.kind in (RecurrenceKind.ONCE, RecurrenceKind.AFTER_COMPLETION):
         first = _first_due_local(spec, anchor, cal)
         until = _until_local(spec, anchor, cal)
         if until is None or first <= until:
             yield _to_utc(first, cal.tz)
         return
-    built = _rule(spec, anchor, cal)
+    built = _rule(spec, anchor, cal, near)
     if built is None:
         return
     rule, in_utc = built
@@ -179,7 +200,7 @@ def occurrence_after(
         return None
     if spec.count is not None and made >= spec.count:
         return None
-    for occurrence in _iter_from(spec, anchor, cal):
+    for occurrence in _iter_from(spec, anchor, cal, near=after):
         if occurrence > after:
             return occurrence
     return None
@@ -215,7 +236,7 @@ def occurrences_between(
     found: list[dt.datetime] = []
     if not spec.is_scheduled or spec.kind == RecurrenceKind.AFTER_COMPLETION:
         return found
-    for occurrence in _iter_from(spec, anchor, cal):
+    for occurrence in _iter_from(spec, anchor, cal, near=start):
         if occurrence >= end or len(found) >= limit:
             break
         if occurrence >= start:
