@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from pathways.choices import OPEN_TASK_STATUSES, RecurrenceKind, ScheduleStatus
 from pathways.models import Enrollment, Schedule, Task
-from pathways.services.recurrence import occurrences_between
+from pathways.services.recurrence import PatientCalendar, occurrences_between
 from pathways.services.scheduling import calendar_for, spec_for
 
 MAX_PREVIEW_DAYS = 366
@@ -28,6 +28,23 @@ class UpcomingOccurrence:
     due_at: dt.datetime
     occurrence: int | None
     task_id: int | None
+
+
+def schedule_upcoming_starts(schedule: Schedule, *, cal: PatientCalendar, end: dt.datetime) -> list[dt.datetime]:
+    """Start times of the occurrences an active schedule will still create before `end` (none when paused).
+
+    One-off and after-completion schedules know only their next time (a one-off held and resumed is due at
+    the resume time, not at its original first-due time; later after-completion occurrences depend on future
+    completions). Recurring ones continue their grid from `next_due_at`, within the count bound.
+    """
+    if schedule.status != ScheduleStatus.ACTIVE or schedule.next_due_at is None or schedule.next_due_at >= end:
+        return []
+    spec = spec_for(schedule.task_template)
+    if spec.kind in (RecurrenceKind.ONCE, RecurrenceKind.AFTER_COMPLETION):
+        return [schedule.next_due_at]
+    return occurrences_between(
+        spec, anchor=schedule.anchor_at, cal=cal, start=schedule.next_due_at, end=end, made=schedule.occurrences_made
+    )
 
 
 def enrollment_upcoming_occurrences(
@@ -59,20 +76,7 @@ def enrollment_upcoming_occurrences(
     ).select_related("task_template")
     for schedule in schedules:
         template = schedule.task_template
-        spec = spec_for(template)
-        assert schedule.next_due_at is not None
-        if spec.kind == RecurrenceKind.AFTER_COMPLETION:
-            # The next one is known (set at the last completion); later ones depend on future completions.
-            starts = [schedule.next_due_at]
-        else:
-            starts = occurrences_between(
-                spec,
-                anchor=schedule.anchor_at,
-                cal=cal,
-                start=schedule.next_due_at,
-                end=end,
-                made=schedule.occurrences_made,
-            )
+        starts = schedule_upcoming_starts(schedule, cal=cal, end=end)
         window = dt.timedelta(hours=template.due_within_hours)
         items.extend(
             UpcomingOccurrence(

@@ -221,3 +221,19 @@ def test_revoke_needs_a_reason_and_changes_nothing_without_one(pathway, coordina
     enrollment.refresh_from_db()
     assert enrollment.status == EnrollmentStatus.ACTIVE
     assert not Task.objects.filter(enrollment=enrollment, status=TaskStatus.CANCELLED).exists()
+
+
+def test_the_preview_shows_a_one_off_missed_during_a_hold_at_the_resume_time(
+    pathway, coordinator, hd_warfarin_patient
+) -> None:
+    from pathways.selectors.schedule import enrollment_upcoming_occurrences
+
+    enrollment = enrollment_apply(
+        patient_id=hd_warfarin_patient.pk, pathway_slug="calciphylaxis", actor=coordinator, now=MONDAY
+    )
+    enrollment_hold(enrollment_id=enrollment.pk, actor=coordinator, reason="admitted", now=MONDAY)
+    resumed_at = MONDAY + dt.timedelta(days=10)
+    enrollment_resume(enrollment_id=enrollment.pk, actor=coordinator, now=resumed_at)
+    upcoming = enrollment_upcoming_occurrences(enrollment=enrollment, days=2, now=resumed_at)
+    hbot = [item for item in upcoming if item.template == "hbot-referral"]
+    assert [(item.available_at, item.task_id) for item in hbot] == [(resumed_at, None)]

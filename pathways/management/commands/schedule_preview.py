@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from pathways.choices import OPEN_TASK_STATUSES, RecurrenceKind, ScheduleStatus
 from pathways.models import Enrollment, Schedule, Task
-from pathways.services.recurrence import occurrences_between
+from pathways.selectors.schedule import schedule_upcoming_starts
 from pathways.services.scheduling import calendar_for, spec_for
 
 
@@ -48,20 +48,10 @@ class Command(BaseCommand):
             spec = spec_for(template)
             open_tasks = Task.objects.filter(schedule=schedule, status__in=OPEN_TASK_STATUSES, available_at__lt=end)
             lines = [f"{fmt(t.available_at)}  (task {t.pk}, {t.status})" for t in open_tasks.order_by("available_at")]
-            if schedule.status == ScheduleStatus.ACTIVE and schedule.next_due_at is not None:
-                if spec.kind in (RecurrenceKind.ONCE, RecurrenceKind.AFTER_COMPLETION):
-                    upcoming = [schedule.next_due_at] if schedule.next_due_at < end else []
-                else:
-                    upcoming = occurrences_between(
-                        spec,
-                        anchor=schedule.anchor_at,
-                        cal=cal,
-                        start=schedule.next_due_at,
-                        end=end,
-                        made=schedule.occurrences_made,
-                    )
-                lines += [fmt(moment) for moment in upcoming]
-            elif spec.kind == RecurrenceKind.AFTER_COMPLETION and schedule.status == ScheduleStatus.ACTIVE:
+            upcoming = schedule_upcoming_starts(schedule, cal=cal, end=end)
+            lines += [fmt(moment) for moment in upcoming]
+            waiting = schedule.status == ScheduleStatus.ACTIVE and schedule.next_due_at is None
+            if waiting and spec.kind == RecurrenceKind.AFTER_COMPLETION:
                 hours = spec.hours_after_completion
                 lines.append(f"next: {hours} h after the open occurrence is completed (or cancelled)")
             state = schedule.status if schedule.status != ScheduleStatus.ACTIVE else template.recurrence_kind
