@@ -13,7 +13,9 @@ from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.request import Request
 
 from pathways.api.pagination import MAX_PAGE_SIZE, BoundedLimitOffsetPagination
-from pathways.models import User
+from pathways.middleware import audit_note
+from pathways.models import Patient, User
+from pathways.services.audit import patient_id_of, patient_id_of_enrollment
 
 
 def staff(request: Request) -> User:
@@ -74,16 +76,69 @@ class StrictQueryParamsMixin:
             raise ValidationError({name: ["unknown query parameter"] for name in unknown})
 
 
-class ScopedReadOnlyViewSet(StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet):
+class AuditDetailsMixin:
+    """Tells the audit middleware (pathways.middleware) what a viewset request touched: the object fetched by
+    get_object and its patient, the ids on a list page, the id of a created record. The middleware writes the
+    AuditEvent in the request's transaction; no view writes audit rows itself."""
+
+    def get_object(self) -> Any:
+        obj = super().get_object()  # type: ignore[misc]
+        audit_note(
+            self.request,  # type: ignore[attr-defined]
+            entity_type=type(obj)._meta.model_name,
+            entity_id=str(obj.pk),
+            patient_id=patient_id_of(obj),
+        )
+        return obj
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        data = getattr(response, "data", None)
+        rows = data.get("results") if isinstance(data, dict) else data
+        ids = [row["id"] for row in rows if isinstance(row, dict) and "id" in row] if isinstance(rows, list) else []
+        model = getattr(getattr(self, "queryset", None), "model", None)
+        details: dict[str, Any] = {"entity_ids": ids}
+        if model is not None:
+            details["entity_type"] = model._meta.model_name
+        if response.status_code == 201 and isinstance(data, dict) and "id" in data:
+            details["entity_id"] = str(data["id"])
+        note = audit_note(request, **details)
+        if note.patient_id is None:
+            note.patient_id = self._patient_hint(request, data if response.status_code == 201 else None)
+        return response
+
+    def _patient_hint(self, request: Request, created: Any) -> int | None:
+        """A single-patient search (?patient= / ?enrollment=) or a write naming its enrollment or patient."""
+        sources: list[Any] = [request.query_params]
+        if isinstance(request.data, dict):
+            sources.append(request.data)
+        if isinstance(created, dict):
+            sources.append(created)
+        for source in sources:
+            patient = source.get("patient")
+            if patient is not None and str(patient).isdigit() and Patient.objects.filter(pk=int(patient)).exists():
+                return int(patient)
+            enrollment = source.get("enrollment")
+            if enrollment is not None:
+                found = patient_id_of_enrollment(enrollment)
+                if found is not None:
+                    return found
+        if isinstance(created, dict) and getattr(self, "basename", "") == "patient" and "id" in created:
+            return int(created["id"])
+        return None
+
+
+class ScopedReadOnlyViewSet(AuditDetailsMixin, StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet):
     """List + retrieve from a scoped queryset: objects out of the user's scope are simply absent (404)."""
 
 
-class ScopedViewSet(StrictQueryParamsMixin, viewsets.GenericViewSet):
+class ScopedViewSet(AuditDetailsMixin, StrictQueryParamsMixin, viewsets.GenericViewSet):
     """Base for viewsets that add create or actions; mix in the list/retrieve/create mixins needed."""
 
 
 __all__ = [
     "MAX_PAGE_SIZE",
+    "AuditDetailsMixin",
     "BoundedLimitOffsetPagination",
     "ScopedReadOnlyViewSet",
     "ScopedViewSet",

@@ -37,44 +37,99 @@ SQLITE_REVERSE = [
 def _run(statements_by_vendor):
     def run(apps, schema_editor):
         for statement in statements_by_vendor.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(statement)
+            schema_editor.execute(statement, params=None)
 
     return run
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pathways', '0002_clinical'),
+        ("pathways", "0002_clinical"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('recorded_at', models.DateTimeField()),
-                ('actor_username', models.CharField(blank=True, max_length=150)),
-                ('action', models.CharField(choices=[('C', 'Create'), ('R', 'Read/view/print/query'), ('U', 'Update'), ('D', 'Delete'), ('E', 'Execute (login, search, report)')], max_length=1)),
-                ('subtype', models.CharField(max_length=64)),
-                ('entity_type', models.CharField(blank=True, max_length=64)),
-                ('entity_id', models.CharField(blank=True, max_length=64)),
-                ('entity_ids', models.JSONField(blank=True, default=list)),
-                ('outcome', models.CharField(choices=[('0', 'Success'), ('4', 'Minor failure'), ('8', 'Serious failure'), ('12', 'Major failure')], max_length=2)),
-                ('outcome_desc', models.CharField(blank=True, max_length=200)),
-                ('http_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('method', models.CharField(blank=True, max_length=8)),
-                ('path', models.CharField(blank=True, max_length=500)),
-                ('query', models.TextField(blank=True)),
-                ('source_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('request_id', models.CharField(blank=True, max_length=64)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('patient', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='pathways.patient')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("recorded_at", models.DateTimeField()),
+                ("actor_username", models.CharField(blank=True, max_length=150)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("C", "Create"),
+                            ("R", "Read/view/print/query"),
+                            ("U", "Update"),
+                            ("D", "Delete"),
+                            ("E", "Execute (login, search, report)"),
+                        ],
+                        max_length=1,
+                    ),
+                ),
+                ("subtype", models.CharField(max_length=64)),
+                ("entity_type", models.CharField(blank=True, max_length=64)),
+                ("entity_id", models.CharField(blank=True, max_length=64)),
+                ("entity_ids", models.JSONField(blank=True, default=list)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("0", "Success"),
+                            ("4", "Minor failure"),
+                            ("8", "Serious failure"),
+                            ("12", "Major failure"),
+                        ],
+                        max_length=2,
+                    ),
+                ),
+                ("outcome_desc", models.CharField(blank=True, max_length=200)),
+                ("http_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("method", models.CharField(blank=True, max_length=8)),
+                ("path", models.CharField(blank=True, max_length=500)),
+                ("query", models.TextField(blank=True)),
+                ("source_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("request_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="pathways.patient",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-recorded_at', '-pk'],
-                'indexes': [models.Index(fields=['recorded_at'], name='pathways_audit_recorded'), models.Index(fields=['patient', 'recorded_at'], name='pathways_audit_patient'), models.Index(fields=['actor', 'recorded_at'], name='pathways_audit_actor'), models.Index(fields=['entity_type', 'entity_id'], name='pathways_audit_entity'), models.Index(fields=['request_id'], name='pathways_audit_request')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('action__in', ['C', 'R', 'U', 'D', 'E'])), name='pathways_auditevent_action_valid'), models.CheckConstraint(condition=models.Q(('outcome__in', ['0', '4', '8', '12'])), name='pathways_auditevent_outcome_valid')],
+                "ordering": ["-recorded_at", "-pk"],
+                "indexes": [
+                    models.Index(fields=["recorded_at"], name="pathways_audit_recorded"),
+                    models.Index(fields=["patient", "recorded_at"], name="pathways_audit_patient"),
+                    models.Index(fields=["actor", "recorded_at"], name="pathways_audit_actor"),
+                    models.Index(fields=["entity_type", "entity_id"], name="pathways_audit_entity"),
+                    models.Index(fields=["request_id"], name="pathways_audit_request"),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("action__in", ["C", "R", "U", "D", "E"])),
+                        name="pathways_auditevent_action_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("outcome__in", ["0", "4", "8", "12"])),
+                        name="pathways_auditevent_outcome_valid",
+                    ),
+                ],
             },
         ),
         migrations.RunPython(

@@ -17,8 +17,10 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from pathways.choices import AuditAction, AuditOutcome
 from pathways.errors import DomainError
 from pathways.models import LoginThrottle, User
+from pathways.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,15 @@ def login_failure_record(*, username: str, address: str | None, now: dt.datetime
         LoginThrottle.objects.filter(pk=row.pk).update(failures=F("failures") + 1, last_failure_at=now)
         LoginThrottle.objects.filter(pk=row.pk, failures__gte=limit).update(locked_until=now + LOCKOUT)
         logger.warning("login failed throttle_id=%s", row.pk)
+    audit_record(
+        action=AuditAction.EXECUTE,
+        subtype="login",
+        outcome=AuditOutcome.SERIOUS_FAILURE,
+        outcome_desc="authentication_failed",
+        actor_username=username,
+        entity_type="user",
+        now=now,
+    )
 
 
 @transaction.atomic
@@ -90,21 +101,42 @@ def login_success_record(*, user: User, username: str, now: dt.datetime | None =
     LoginThrottle.objects.filter(key=key).update(failures=0, window_started_at=now, locked_until=None)
     update_last_login(User, user)
     logger.info("login succeeded user_id=%s", user.pk)
+    audit_record(
+        action=AuditAction.EXECUTE, subtype="login", actor=user, entity_type="user", entity_id=user.pk, now=now
+    )
 
 
-def auth_token_obtain(*, username: str, password: str, address: str | None, now: dt.datetime | None = None) -> str:
-    """Check the credentials (unless locked out) and return the user's API token, creating it on first login."""
+def auth_login(*, username: str, password: str, address: str | None, now: dt.datetime | None = None) -> User:
+    """Check the credentials unless locked out; every success, failure and lockout is counted and audited.
+
+    Shared by the token endpoint and the dashboard's login page, so both obey the same lockout."""
     now = now or timezone.now()
     locked_until = login_locked_until(username=username, address=address, now=now)
     if locked_until is not None:
         # Checked before the password: a locked account cannot be guessed even with the right password.
         retry_after = max(int((locked_until - now).total_seconds()), 1)
+        audit_record(
+            action=AuditAction.EXECUTE,
+            subtype="login",
+            outcome=AuditOutcome.SERIOUS_FAILURE,
+            outcome_desc="throttled",
+            actor_username=username,
+            entity_type="user",
+            http_status=429,
+            now=now,
+        )
         raise LoginLocked(f"too many failed logins; try again in {retry_after} seconds", retry_after=retry_after)
     user = authenticate(username=username, password=password)
     if not isinstance(user, User):
         login_failure_record(username=username, address=address, now=now)
         raise LoginFailed("unable to log in with the provided credentials")
-    with transaction.atomic():
-        login_success_record(user=user, username=username, now=now)
-        token, _ = Token.objects.get_or_create(user=user)
+    login_success_record(user=user, username=username, now=now)
+    return user
+
+
+def auth_token_obtain(*, username: str, password: str, address: str | None, now: dt.datetime | None = None) -> str:
+    """Check the credentials (unless locked out) and return the user's API token, creating it on first login."""
+    # Not one transaction: a failed attempt must stay counted (and audited) when LoginFailed propagates.
+    user = auth_login(username=username, password=password, address=address, now=now)
+    token, _ = Token.objects.get_or_create(user=user)
     return token.key

@@ -10,6 +10,8 @@ from pathways.services.enrollment import enrollment_apply
 from tests.api.conftest import World, client_for, notify
 from tests.factories import PatientFactory
 
+AUDIT_QUERIES = 3
+
 LIST_ENDPOINTS = [
     "/api/v1/sites/",
     "/api/v1/patients/",
@@ -58,7 +60,9 @@ def test_list_query_count_does_not_grow_with_page_size(
     # The guard means something only when the big page really holds more rows than the small one.
     if url not in ("/api/v1/sites/", "/api/v1/pathways/"):
         assert large_rows > small_rows or large_rows == response.json()["count"], (small_rows, large_rows)
-    assert small <= 6, f"{url} takes {small} queries"
+    # + the audit event's INSERT and, inside the test's transaction, the request transaction's SAVEPOINT/RELEASE
+    # (pathways.middleware.AuditMiddleware); in production that is BEGIN/COMMIT, which are not counted.
+    assert small <= 6 + AUDIT_QUERIES, f"{url} takes {small} queries"
 
 
 @pytest.mark.postgres
