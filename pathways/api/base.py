@@ -97,12 +97,14 @@ class AuditDetailsMixin:
         rows = data.get("results") if isinstance(data, dict) else data
         ids = [row["id"] for row in rows if isinstance(row, dict) and "id" in row] if isinstance(rows, list) else []
         model = getattr(getattr(self, "queryset", None), "model", None)
-        details: dict[str, Any] = {"entity_ids": ids}
-        if model is not None:
-            details["entity_type"] = model._meta.model_name
-        if response.status_code == 201 and isinstance(data, dict) and "id" in data:
-            details["entity_id"] = str(data["id"])
-        note = audit_note(request, **details)
+        note = audit_note(request)
+        # What the view itself noted wins; otherwise the viewset's model and the ids it answered with.
+        if not note.entity_type and model is not None:
+            note.entity_type = model._meta.model_name
+        if not note.entity_ids:
+            note.entity_ids = ids
+        if not note.entity_id and response.status_code == 201 and isinstance(data, dict) and "id" in data:
+            note.entity_id = str(data["id"])
         if note.patient_id is None:
             note.patient_id = self._patient_hint(request, data if response.status_code == 201 else None)
         return response

@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from pathways.choices import SPECIALIST_ROLES, Role
 from pathways.models import (
+    AuditEvent,
     CareTeamMember,
     Enrollment,
     Notification,
@@ -172,3 +173,31 @@ def can_enroll_patient(user: User | None, patient: Patient) -> bool:
     if user is None or is_admin(user):
         return True
     return is_coordinator(user) and user.sites.filter(pk=patient.site_id).exists()
+
+
+def can_view_reports(user: User) -> bool:
+    """Adherence reports and the dashboard's overview and overdue list: coordinators, auditors, admins
+    (each over their own scope_tasks)."""
+    return is_admin(user) or is_coordinator(user) or is_auditor(user)
+
+
+def can_view_audit_log(user: User) -> bool:
+    """The audit log (who did what, when): auditors and admins."""
+    return is_admin(user) or is_auditor(user)
+
+
+def scope_audit_events(user: User) -> QuerySet[AuditEvent]:
+    """Audit events an auditor may read: about their sites' patients, or with no patient but done by staff of
+    their sites (logins, reports) or by nobody identified (anonymous and failed requests). Admins: all."""
+    qs = AuditEvent.objects.all()
+    if is_admin(user):
+        return qs
+    if not is_auditor(user):
+        return qs.none()
+    site_patients = Patient.objects.filter(site__in=_site_ids(user)).values("pk")
+    site_staff = User.objects.filter(sites__in=_site_ids(user)).values("pk")
+    return qs.filter(
+        Q(patient__in=site_patients)
+        | Q(patient__isnull=True, actor__in=site_staff)
+        | Q(patient__isnull=True, actor__isnull=True)
+    )

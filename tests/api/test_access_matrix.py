@@ -263,6 +263,17 @@ MATRIX: dict[str, list[Row]] = {
             setup=claimed,
         )
     ],
+    # Reports (pathways/api/reports.py): adherence for coordinators/auditors/admins, the audit log for
+    # auditors/admins; both scoped like the task list (tests/reports/).
+    "adherence-list": [
+        Row("GET", "/api/v1/adherence/?group_by=role", {C: 200, A: 200, D: 200, W: 403}),
+        Row("GET", "/api/v1/adherence/?group_by=prong&format=csv", {C: 200, A: 200, D: 200, W: 403}),
+    ],
+    "audit-event-list": [
+        Row("GET", "/api/v1/audit-events/", {A: 200, D: 200, C: 403, W: 403}),
+        Row("GET", "/api/v1/audit-events/?format=csv&patient={patient}", {A: 200, D: 200, C: 403, W: 403}),
+    ],
+    "user-list": [Row("GET", "/api/v1/users/?role=wound_nursing", ALL_200)],
     "notification-list": [Row("GET", "/api/v1/notifications/", ALL_200)],
     # Notifications are personal: another user's (even an admin asking) is 404.
     "notification-detail": [
