@@ -1,13 +1,17 @@
 """URL configuration: API under /api/v1/, dashboard under /dashboard/, health at /healthz."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from pathways.health import healthz
 from pathways.web.views import DashboardLoginView
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on every origin (even for JSON pages); a 404 there is a console error.
+    path("favicon.ico", RedirectView.as_view(url=static("pathways/favicon.svg"), permanent=True)),
     path("api/v1/", include("pathways.api.urls")),
     path("admin/", admin.site.urls),
     path("dashboard/", include("pathways.web.urls")),
