@@ -31,7 +31,13 @@ from pathways.errors import NotPermitted
 from pathways.middleware import audit_note
 from pathways.models import AuditEvent, Task, User
 from pathways.selectors.access import can_view_audit_log, can_view_reports, scope_audit_events, scope_users
-from pathways.selectors.adherence import GROUP_FIELDS, METRIC_FIELDS, adherence_by, adherence_totals, adherence_window
+from pathways.selectors.adherence import (
+    GROUP_FIELDS,
+    METRIC_FIELDS,
+    adherence_by,
+    adherence_totals_of,
+    adherence_window,
+)
 
 # The most rows one CSV export of the audit log returns; narrow the filters (time range) for more.
 AUDIT_EXPORT_MAX_ROWS = 50_000
@@ -127,13 +133,14 @@ class AdherenceReportSerializer(serializers.Serializer):
 def adherence_report_data(*, user: User, group_by: str, start: Any, end: Any) -> dict[str, Any]:
     """The adherence report as the API answers it (the dashboard shows the same dictionary)."""
     window = adherence_window(start=start, end=end)
+    results = adherence_by(user=user, group_by=group_by, window=window)
     return {
         "group_by": group_by,
         "start": window.start.isoformat(),
         "end": window.end.isoformat(),
         "as_of": window.as_of.isoformat(),
-        "totals": adherence_totals(user=user, window=window),
-        "results": adherence_by(user=user, group_by=group_by, window=window),
+        "totals": adherence_totals_of(results),
+        "results": results,
     }
 
 

@@ -127,6 +127,8 @@ class Task(models.Model):
             ),
             # "Overdue" and the escalation sweep: open tasks by due time.
             models.Index(fields=["due_at"], name="pathways_task_open_due", condition=OPEN_Q),
+            # Adherence reports: every task due in a window, whatever its status (migration 0004).
+            models.Index(fields=["due_at"], name="pathways_task_due"),
             models.Index(fields=["enrollment", "status"], name="pathways_task_enr_status"),
         ]
 

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from pathways.choices import OPEN_TASK_STATUSES, Prong, TaskStatus
 from pathways.errors import InvalidInput
-from pathways.models import Task, User
+from pathways.models import Task, TaskTemplate, User
 from pathways.selectors.access import scope_enrollments, scope_tasks
 
 GROUP_FIELDS: dict[str, str] = {
@@ -173,6 +173,11 @@ def _hours(expression: Any) -> Any:
     return EpochSeconds(expression) / Value(3600.0)
 
 
+def _template_ids(codes: tuple[str, ...]) -> list[int]:
+    # Ids (every pathway version) up front, so the big aggregate needs no join to the template table.
+    return list(TaskTemplate.objects.filter(code__in=codes).values_list("pk", flat=True))
+
+
 def _metrics(as_of: dt.datetime) -> dict[str, Any]:
     counted = ~Q(status__in=[TaskStatus.CANCELLED, TaskStatus.ENTERED_IN_ERROR])
     completed = Q(status=TaskStatus.COMPLETED)
@@ -180,8 +185,8 @@ def _metrics(as_of: dt.datetime) -> dict[str, Any]:
     overdue = Q(status__in=OPEN_TASK_STATUSES, due_at__lt=as_of)
     now_value = Value(as_of, output_field=DateTimeField())
     lateness = Greatest(_hours(F("completed_at") - F("due_at")), Value(0.0))
-    sts = Q(template__code=STS_TEMPLATE) & counted
-    labs = Q(template__code__in=LAB_TEMPLATES) & counted
+    sts = Q(template_id__in=_template_ids((STS_TEMPLATE,))) & counted
+    labs = Q(template_id__in=_template_ids(LAB_TEMPLATES)) & counted
     return {
         "due": Count("pk", filter=counted),
         "completed_on_time": Count("pk", filter=on_time),
@@ -265,37 +270,63 @@ def adherence_by(*, user: User, group_by: str, window: Window) -> list[dict[str,
     return out
 
 
-def adherence_totals(*, user: User, window: Window) -> dict[str, Any]:
-    """The headline numbers over every task in scope (the dashboard's summary line)."""
-    sqlite_register_functions()
-    row = _tasks_in_window(user, window).aggregate(**_metrics(window.as_of))
-    row["not_completed"] = row["due"] - row["completed_on_time"] - row["completed_late"]
-    row["on_time_rate"] = round(row["completed_on_time"] / row["due"], 4) if row["due"] else None
-    return {name: _round(name, value) for name, value in row.items()}
+TOTAL_FIELDS = [
+    "due",
+    "completed_on_time",
+    "completed_late",
+    "not_completed",
+    "cancelled",
+    "overdue_open",
+    "escalated",
+    "sts_doses_scheduled",
+    "sts_doses_given",
+    "lab_rechecks_due",
+    "lab_rechecks_on_time",
+]
 
 
-def adherence_over_time(*, user: User, group_by: str, window: Window) -> list[dict[str, Any]]:
-    """Weekly (UTC weeks, by due time) on-time completion per prong or role, for the dashboard's charts."""
-    if group_by not in ("prong", "role"):
-        raise InvalidInput("unknown group_by", fields={"group_by": ["one of prong, role"]})
+def adherence_totals_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Headline numbers from the grouped rows (the groups partition the tasks, so counts add up exactly; a
+    median does not add up, so totals carry none). Sums over a handful of aggregate rows, not over tasks."""
+    totals: dict[str, Any] = {name: sum(row[name] for row in rows) for name in TOTAL_FIELDS}
+    totals["on_time_rate"] = round(totals["completed_on_time"] / totals["due"], 4) if totals["due"] else None
+    ages = [row["overdue_age_hours_max"] for row in rows if row["overdue_age_hours_max"] is not None]
+    totals["overdue_age_hours_max"] = max(ages, default=None)
+    return totals
+
+
+def adherence_weekly(*, user: User, window: Window) -> list[dict[str, Any]]:
+    """Due and on-time counts per UTC week (by due time), prong and role: one query feeds both trend charts."""
     counted = ~Q(status__in=[TaskStatus.CANCELLED, TaskStatus.ENTERED_IN_ERROR])
     on_time = Q(status=TaskStatus.COMPLETED, completed_at__lte=F("due_at"))
     rows = (
         _tasks_in_window(user, window)
-        .annotate(week=TruncWeek("due_at", tzinfo=dt.UTC), key=F(group_by))
-        .values("week", "key")
+        .annotate(week=TruncWeek("due_at", tzinfo=dt.UTC))
+        .values("week", "prong", "role")
         .annotate(due=Count("pk", filter=counted), on_time=Count("pk", filter=on_time))
-        .order_by("week", "key")
+        .order_by("week", "prong", "role")
     )
+    return [{**row, "week": row["week"].date().isoformat()} for row in rows]
+
+
+def weekly_rates(rows: list[dict[str, Any]], *, by: str) -> list[dict[str, Any]]:
+    """adherence_weekly rows summed to one on-time rate per week and prong (or role)."""
+    if by not in ("prong", "role"):
+        raise InvalidInput("unknown group_by", fields={"group_by": ["one of prong, role"]})
+    sums: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        pair = sums.setdefault((row["week"], row[by]), [0, 0])
+        pair[0] += row["due"]
+        pair[1] += row["on_time"]
     return [
         {
-            "week": row["week"].date().isoformat(),
-            "group": row["key"],
-            "due": row["due"],
-            "completed_on_time": row["on_time"],
-            "on_time_rate": round(row["on_time"] / row["due"], 4) if row["due"] else None,
+            "week": week,
+            "group": group,
+            "due": due,
+            "completed_on_time": on_time,
+            "on_time_rate": round(on_time / due, 4) if due else None,
         }
-        for row in rows
+        for (week, group), (due, on_time) in sorted(sums.items())
     ]
 
 

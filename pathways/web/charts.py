@@ -80,8 +80,8 @@ def line_chart(
             segments.append(segment)
         for points_ in segments:
             if len(points_) == 1:
-                x, y = points_[0].split(",")
-                parts.append(f'<circle class="point" cx="{x}" cy="{y}" r="3" fill="{colour}"/>')
+                cx, cy = points_[0].split(",")
+                parts.append(f'<circle class="point" cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>')
             else:
                 parts.append(
                     f'<polyline class="series" data-group="{escape(name)}" fill="none" stroke="{colour}" '

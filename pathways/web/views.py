@@ -25,7 +25,7 @@ from pathways.selectors.access import (
     scope_audit_events,
     scope_patients,
 )
-from pathways.selectors.adherence import adherence_over_time, adherence_window, overdue_tasks, patient_board
+from pathways.selectors.adherence import adherence_weekly, adherence_window, overdue_tasks, patient_board, weekly_rates
 from pathways.web.charts import bar_chart, line_chart
 from pathways.web.forms import AuditFilterForm, LockoutAuthenticationForm, WindowForm
 
@@ -79,8 +79,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         by_prong = adherence_report_data(user=user, group_by="prong", start=None, end=None)
         by_role = adherence_report_data(user=user, group_by="role", start=None, end=None)
         window = adherence_window()
-    prong_series, prong_weeks = _series(adherence_over_time(user=user, group_by="prong", window=window))
-    role_series, role_weeks = _series(adherence_over_time(user=user, group_by="role", window=window))
+    weekly = adherence_weekly(user=user, window=window)
+    prong_series, prong_weeks = _series(weekly_rates(weekly, by="prong"))
+    role_series, role_weeks = _series(weekly_rates(weekly, by="role"))
     audit_note(request, entity_type="adherence", action=AuditAction.EXECUTE, subtype="dashboard overview")
     return render(
         request,
