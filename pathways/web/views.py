@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
@@ -92,7 +93,8 @@ def overview(request: HttpRequest) -> HttpResponse:
             "by_prong": by_prong["results"],
             "by_role": by_role["results"],
             "totals": by_prong["totals"],
-            "api_query": f"start={by_prong['start']}&end={by_prong['end']}",
+            # Encoded: the ISO times carry "+00:00", which a raw query string would turn into a space.
+            "api_query": urlencode({"start": by_prong["start"], "end": by_prong["end"]}),
             "prong_chart": bar_chart(
                 [(row["group"], row["on_time_rate"]) for row in by_prong["results"]],
                 title="On-time completion by prong",

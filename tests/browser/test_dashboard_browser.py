@@ -111,8 +111,11 @@ def test_an_auditor_sees_charts_and_the_apis_numbers_without_console_errors(
     for trend in ("trend-prong", "trend-role"):
         assert driver.find_elements(By.CSS_SELECTOR, f"#{trend} polyline.series, #{trend} circle.point")
     by_prong, by_role = _table(driver, "table-prong"), _table(driver, "table-role")
-    start = driver.find_element(By.ID, "window-start").text
-    end = driver.find_element(By.ID, "window-end").text
+    start = driver.find_element(By.ID, "window-start").get_attribute("datetime")
+    end = driver.find_element(By.ID, "window-end").get_attribute("datetime")
+    # The "same numbers as the API" link carries the same window, URL-encoded ("+00:00" must survive).
+    link = driver.find_element(By.LINK_TEXT, "the API").get_attribute("href")
+    assert urlencode({"start": start}) in link
     driver.save_screenshot(str(artifacts / "dashboard.png"))
     if os.environ.get("CAREPATH_UPDATE_SCREENSHOTS") == "1":
         DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -148,11 +151,15 @@ def test_an_auditor_sees_charts_and_the_apis_numbers_without_console_errors(
 
 def test_a_wrong_password_shows_an_error_on_the_login_page(live_server, driver, site, auditor) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"{live_server.url}/accounts/login/")
     driver.find_element(By.NAME, "username").send_keys(auditor.username)
     driver.find_element(By.NAME, "password").send_keys("not-the-password")
     driver.find_element(By.ID, "login-submit").click()
-    assert "correct username and password" in driver.find_element(By.ID, "login-errors").text
+    # Wait for the answer page: right after the click the old page may still be the one shown.
+    errors = WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.ID, "login-errors")))
+    assert "correct username and password" in errors.text
     assert driver.current_url.endswith("/accounts/login/")
     assert _console_errors(driver) == []
