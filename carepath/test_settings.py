@@ -1,6 +1,7 @@
 """Settings for the test suite: the real settings, pointed at the real test services."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
 
@@ -18,3 +19,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; te
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 WHITENOISE_USE_FINDERS = True
 LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": "WARNING"}}
+# Whitenoise warns on every request when STATIC_ROOT is missing (a fresh clone has no var/ yet).
+Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
