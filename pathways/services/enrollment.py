@@ -34,7 +34,7 @@ from pathways.models import (
 )
 from pathways.selectors.access import can_enroll_patient, can_manage_enrollment
 from pathways.services.recurrence import first_occurrence, occurrence_after, occurrences_between
-from pathways.services.scheduling import calendar_for, schedule_materialize, spec_for
+from pathways.services.scheduling import calendar_for, schedules_materialize, spec_for
 from pathways.services.tasks import task_transition
 
 
@@ -141,10 +141,11 @@ def enrollment_apply(
             )
         )
     Schedule.objects.bulk_create(schedules)
-    # Day-0 work (occurrences due now) becomes tasks at once; the sweep picks up the rest.
+    # Day-0 work (occurrences due now) becomes tasks at once, in one batch (the same bulk inserts whatever the
+    # template count, so enrolling costs a fixed number of queries); the sweep picks up the rest.
     for schedule in schedules:
         schedule.enrollment = enrollment
-        schedule_materialize(schedule=schedule, until=now, now=now, actor=actor)
+    schedules_materialize(schedules=schedules, until=now, now=now, actor=actor)
     if coordinator is not None:
         CareTeamMember.objects.create(enrollment=enrollment, user=coordinator, role=Role.COORDINATOR, period_start=now)
     _record(

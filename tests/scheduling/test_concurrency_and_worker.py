@@ -21,8 +21,8 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from carepath.celery import app
+from pathways.bench.data import bench_create_due_schedules
 from pathways.choices import NotificationKind, Role
-from pathways.management.commands.bench_scheduler import bench_create_due_schedules
 from pathways.models import Notification, Schedule, Task
 from pathways.services.enrollment import care_team_add
 from pathways.services.scheduling import schedules_materialize_due

@@ -1,0 +1,668 @@
+"""The ONE synthetic data generator of the benchmarks: a health-system network that has run Carepath for years.
+
+Shape (docs/benchmarks.md, "Data shape"): three sites; ten specialists per specialist role per site (330
+specialists), two coordinators per site and one auditor; patients enrolled at a steady ENROLLMENTS_PER_DAY, so
+a bigger task table means a longer history, not a busier ward: the newest ACTIVE_DAYS of enrollments are live
+(about 200 at every scale), older ones ended (completed, some revoked). Each enrollment has a full care team
+(one specialist per role plus a coordinator), one schedule per recurring template, and TASKS_PER_ENROLLMENT
+tasks drawn from the pathway's templates in proportion to their cadence, in every state: history mostly
+completed (on time or late), some cancelled, failed or entered in error; live work requested (in the role pool
+or assigned), accepted, in progress, on hold, some overdue and escalated.
+
+PostgreSQL only: rows go in with COPY FROM STDIN in chunks (one transaction each), with a progress bar. Filling
+is incremental: `bench_fill(tasks=N)` adds what is missing to reach N tasks at the bench sites, so a run can
+measure at 10k, then grow the same data to 100k and 1M.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from tqdm import tqdm
+
+from pathways.choices import (
+    SPECIALIST_ROLES,
+    EnrollmentStatus,
+    RecurrenceKind,
+    Role,
+    ScheduleStatus,
+    TaskStatus,
+    TemplateStatus,
+)
+from pathways.models import (
+    CareTeamMember,
+    Enrollment,
+    EnrollmentEvent,
+    Notification,
+    PathwayTemplate,
+    Patient,
+    Schedule,
+    Site,
+    Task,
+    TaskEvent,
+    TaskTemplate,
+    User,
+)
+
+# --- the shape ------------------------------------------------------------------------------------------------
+BENCH_SITES = (
+    ("bench-phx", "Bench Phoenix (synthetic)", "America/Phoenix"),
+    ("bench-chi", "Bench Chicago (synthetic)", "America/Chicago"),
+    ("bench-nyc", "Bench New York (synthetic)", "America/New_York"),
+)
+# Enrollment latency and the materializer sweep make their own patients here, outside the measured sites.
+SIDE_SITE = "bench-side"
+SPECIALISTS_PER_ROLE_PER_SITE = 10
+COORDINATORS_PER_SITE = 2
+TASKS_PER_ENROLLMENT = 50
+ENROLLMENTS_PER_DAY = 2.5
+ACTIVE_DAYS = 80  # a calciphylaxis course: enrollments younger than this are live
+CHUNK_ENROLLMENTS = 2_000  # 100,000 tasks per COPY transaction
+BENCH_PASSWORD_HASH = "!bench-no-login"  # noqa: S105 - unusable: the benchmark authenticates with tokens
+SPECIALISTS: list[str] = sorted(str(r) for r in SPECIALIST_ROLES)
+
+# Tasks per week each recurrence produces (roughly), so the task mix looks like the pathway's cadence.
+_WEEKLY_WEIGHT = {
+    RecurrenceKind.DIALYSIS_DAYS: 3.0,
+    RecurrenceKind.AFTER_COMPLETION: 3.5,
+    RecurrenceKind.WEEKDAYS: 2.0,
+    RecurrenceKind.ONCE: 0.1,
+    RecurrenceKind.ON_TRIGGER: 0.05,
+}
+
+
+def require_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        raise CommandError("the benchmarks need PostgreSQL (DATABASE_URL=postgres://...)")
+
+
+def active_pathway() -> PathwayTemplate:
+    pathway = PathwayTemplate.objects.filter(slug="calciphylaxis", status=TemplateStatus.ACTIVE).first()
+    if pathway is None:
+        raise CommandError("the calciphylaxis pathway is not loaded: run manage.py load_pathways first")
+    return pathway
+
+
+@dataclass
+class Population:
+    """The bench sites and staff (created once, reused by every scale)."""
+
+    site_ids: list[int]
+    # (site index, role) -> specialist user ids
+    specialists: dict[tuple[int, str], list[int]]
+    coordinators: dict[int, list[int]]
+    auditor_id: int
+
+
+def _template_weight(template: TaskTemplate) -> float:
+    if template.recurrence_kind == RecurrenceKind.INTERVAL:
+        recurrence = template.recurrence or {}
+        days = recurrence.get("every_days") or (recurrence.get("every_hours", 24) / 24)
+        return 7.0 / max(float(days), 1 / 24)
+    return _WEEKLY_WEIGHT.get(RecurrenceKind(template.recurrence_kind), 1.0)
+
+
+@transaction.atomic
+def bench_population() -> Population:
+    """Sites, 330 specialists, coordinators and an auditor, created on the first call (idempotent)."""
+    require_postgresql()
+    sites = []
+    for code, name, tz in BENCH_SITES:
+        site, _ = Site.objects.get_or_create(code=code, defaults={"name": name, "timezone": tz})
+        sites.append(site)
+    Site.objects.get_or_create(code=SIDE_SITE, defaults={"name": "Bench side site", "timezone": "America/Chicago"})
+    wanted: list[tuple[str, list[str], list[Site]]] = []
+    for i, site in enumerate(sites):
+        for role in SPECIALISTS:
+            wanted += [(f"bench-{i}-{role}-{k}", [role], [site]) for k in range(SPECIALISTS_PER_ROLE_PER_SITE)]
+        wanted += [(f"bench-{i}-coordinator-{k}", [Role.COORDINATOR], [site]) for k in range(COORDINATORS_PER_SITE)]
+    wanted.append(("bench-auditor", [Role.AUDITOR], sites))
+    existing = set(User.objects.filter(username__startswith="bench-").values_list("username", flat=True))
+    missing = [w for w in wanted if w[0] not in existing]
+    if missing:
+        made = User.objects.bulk_create(
+            User(username=name, roles=roles, password=BENCH_PASSWORD_HASH, email=f"{name}@bench.invalid")
+            for name, roles, _ in missing
+        )
+        User.sites.through.objects.bulk_create(
+            User.sites.through(user_id=user.pk, site_id=site.pk)
+            for user, (_, _, user_sites) in zip(made, missing, strict=True)
+            for site in user_sites
+        )
+    ids = dict(User.objects.filter(username__startswith="bench-").values_list("username", "pk"))
+    return Population(
+        site_ids=[s.pk for s in sites],
+        specialists={
+            (i, role): [ids[f"bench-{i}-{role}-{k}"] for k in range(SPECIALISTS_PER_ROLE_PER_SITE)]
+            for i in range(len(sites))
+            for role in SPECIALISTS
+        },
+        coordinators={i: [ids[f"bench-{i}-coordinator-{k}"] for k in range(COORDINATORS_PER_SITE)] for i in range(3)},
+        auditor_id=ids["bench-auditor"],
+    )
+
+
+def bench_task_count() -> int:
+    """Tasks at the three measured bench sites."""
+    return Task.objects.filter(enrollment__patient__site__code__in=[c for c, _, _ in BENCH_SITES]).count()
+
+
+def _reserve_ids(model: type[Any], count: int) -> list[int]:
+    """Take `count` ids from the table's sequence, so COPY can write rows that refer to each other."""
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _copy(model: type[Any] | str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """COPY rows into a model's table (text format: JSON columns are passed as JSON strings)."""
+    table = model._meta.db_table if hasattr(model, "_meta") else str(model)
+    count = 0
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+        with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+    return count
+
+
+@dataclass
+class _Template:
+    pk: int
+    code: str
+    title: str
+    prong: str
+    role: str
+    priority: str
+    within: dt.timedelta
+    instructions: str
+    recurring: bool
+    needs_warfarin: bool
+
+
+@dataclass
+class FillReport:
+    tasks_before: int
+    tasks_after: int
+    enrollments_added: int
+    seconds: float
+    details: dict[str, int] = field(default_factory=dict)
+
+
+_TASK_COLUMNS = [
+    "id",
+    "enrollment_id",
+    "template_id",
+    "schedule_id",
+    "occurrence",
+    "rule_code",
+    "title",
+    "prong",
+    "role",
+    "assignee_id",
+    "status",
+    "status_before_hold",
+    "hold_until",
+    "priority",
+    "available_at",
+    "due_at",
+    "blocked_by",
+    "instructions",
+    "started_at",
+    "completed_at",
+    "completed_by_id",
+    "outcome",
+    "version",
+    "escalation_level",
+    "escalated_at",
+    "created_at",
+    "updated_at",
+]
+
+
+def _pick(r: float, table: tuple[tuple[float, TaskStatus], ...]) -> TaskStatus | None:
+    """The first status whose cumulative share exceeds r."""
+    return next((status for share, status in table if r < share), None)
+
+
+def _task_rows(
+    *,
+    rng: random.Random,
+    enrollment_id: int,
+    enrolled_at: dt.datetime,
+    ended_at: dt.datetime | None,
+    count: int,
+    now: dt.datetime,
+    templates: list[_Template],
+    weights: list[float],
+    team: dict[str, int],
+    task_ids: Iterable[int],
+) -> Iterable[tuple[Any, ...]]:
+    hour = dt.timedelta(hours=1)
+    end = ended_at if ended_at is not None else now + dt.timedelta(days=4)
+    span = (end - enrolled_at).total_seconds()
+    chosen = rng.choices(templates, weights=weights, k=count)
+    # chosen first: zip stops on it without drawing an id that would then be lost.
+    for j, (t, task_id) in enumerate(zip(chosen, task_ids, strict=False)):
+        due = enrolled_at + dt.timedelta(seconds=span * (j + rng.random()) / count)
+        available = due - t.within
+        created = max(enrolled_at, available - dt.timedelta(days=1))
+        r = rng.random()
+        if ended_at is not None:
+            # History: the course is over, nothing is left open.
+            status = _pick(r, ((0.89, TaskStatus.COMPLETED), (0.94, TaskStatus.CANCELLED), (0.98, TaskStatus.FAILED)))
+            status = status or TaskStatus.ENTERED_IN_ERROR
+        elif due < now - dt.timedelta(days=2):
+            status = (
+                _pick(
+                    r,
+                    (
+                        (0.80, TaskStatus.COMPLETED),
+                        (0.85, TaskStatus.CANCELLED),
+                        (0.88, TaskStatus.FAILED),
+                        (0.89, TaskStatus.ENTERED_IN_ERROR),
+                        (0.96, TaskStatus.REQUESTED),  # overdue, still in the pool or assigned
+                        (0.99, TaskStatus.ACCEPTED),
+                    ),
+                )
+                or TaskStatus.IN_PROGRESS
+            )
+        elif due < now:
+            status = TaskStatus.COMPLETED if r < 0.5 else rng.choice((TaskStatus.REQUESTED, TaskStatus.ACCEPTED))
+        else:
+            status = (
+                TaskStatus.REQUESTED
+                if r < 0.70
+                else TaskStatus.ACCEPTED
+                if r < 0.90
+                else TaskStatus.IN_PROGRESS
+                if r < 0.95
+                else TaskStatus.ON_HOLD
+            )
+        assigned = status != TaskStatus.REQUESTED or rng.random() < 0.25
+        if status == TaskStatus.CANCELLED:
+            assigned = rng.random() < 0.5
+        assignee = team.get(t.role) if assigned else None
+        started = completed = completed_by = escalated_at = None
+        escalation = 0
+        outcome = ""
+        version = 1 + (assignee is not None)
+        if status == TaskStatus.COMPLETED:
+            completed = min(due + dt.timedelta(hours=rng.uniform(-24, 30)), now - dt.timedelta(minutes=5))
+            completed = max(completed, created + dt.timedelta(minutes=5))
+            started = completed - dt.timedelta(minutes=rng.randint(10, 120))
+            completed_by, outcome, version = assignee, "Done (synthetic)", 5
+            if completed > due + dt.timedelta(hours=6) and rng.random() < 0.5:
+                escalation, escalated_at = 1, due + dt.timedelta(minutes=1)
+        elif status == TaskStatus.IN_PROGRESS:
+            started, version = min(now, due) - hour, 4
+        elif status in (TaskStatus.ACCEPTED, TaskStatus.ON_HOLD):
+            version = 3
+        if status in (TaskStatus.REQUESTED, TaskStatus.ACCEPTED, TaskStatus.IN_PROGRESS) and due < now:
+            escalation = 2 if due < now - dt.timedelta(hours=24) else 1
+            escalated_at = due + dt.timedelta(minutes=1)
+        updated = completed or escalated_at or created
+        yield (
+            task_id,
+            enrollment_id,
+            t.pk,
+            None,
+            None,
+            "",
+            t.title,
+            t.prong,
+            t.role,
+            assignee,
+            status.value,
+            TaskStatus.ACCEPTED.value if status == TaskStatus.ON_HOLD else "",
+            None,
+            t.priority,
+            available,
+            due,
+            "[]",
+            t.instructions,
+            started,
+            completed,
+            completed_by,
+            outcome,
+            version + escalation,
+            escalation,
+            escalated_at,
+            created,
+            updated,
+        )
+
+
+def bench_fill(*, tasks: int, now: dt.datetime, progress: bool = True, out: Callable[[str], Any] = print) -> FillReport:
+    """Add enrollments (oldest last) with their patients, care teams, schedules, tasks and events until the bench
+    sites hold `tasks` tasks. Then ANALYZE (stale statistics on freshly filled tables mislead the planner)."""
+    require_postgresql()
+    started = time.perf_counter()
+    population = bench_population()
+    pathway = active_pathway()
+    before = bench_task_count()
+    missing = tasks - before
+    report = FillReport(tasks_before=before, tasks_after=before, enrollments_added=0, seconds=0.0)
+    if missing <= 0:
+        return report
+    templates = [
+        _Template(
+            pk=t.pk,
+            code=t.code,
+            title=t.title,
+            prong=t.prong,
+            role=t.role,
+            priority=t.priority,
+            within=dt.timedelta(hours=t.due_within_hours),
+            instructions=t.instructions,
+            recurring=t.recurrence_kind not in (RecurrenceKind.ONCE, RecurrenceKind.ON_TRIGGER),
+            needs_warfarin="warfarin" in ((t.applies_if or {}).get("medications_any") or []),
+        )
+        for t in pathway.task_templates.order_by("position")
+    ]
+    weights = [_template_weight(t) for t in pathway.task_templates.order_by("position")]
+    no_warfarin = [t for t in templates if not t.needs_warfarin]
+    no_warfarin_w = [w for t, w in zip(templates, weights, strict=True) if not t.needs_warfarin]
+    n0 = Enrollment.objects.filter(patient__site__code__in=[c for c, _, _ in BENCH_SITES]).count()
+    count = -(-missing // TASKS_PER_ENROLLMENT)
+    bar = tqdm(total=missing, unit="task", unit_scale=True, disable=not progress, desc=f"fill to {tasks:,}")
+    made = 0
+    for chunk_start in range(n0, n0 + count, CHUNK_ENROLLMENTS):
+        chunk = range(chunk_start, min(chunk_start + CHUNK_ENROLLMENTS, n0 + count))
+        with transaction.atomic():
+            made += _fill_chunk(
+                chunk=chunk,
+                remaining=missing - made,
+                now=now,
+                population=population,
+                pathway=pathway,
+                templates=(templates, weights, no_warfarin, no_warfarin_w),
+                bar=bar,
+            )
+        report.enrollments_added += len(chunk)
+    bar.close()
+    with connection.cursor() as cursor:
+        for model in (Patient, Enrollment, Task, Schedule, User, Site, "pathways_careteammember", "pathways_taskevent"):
+            table = model if isinstance(model, str) else model._meta.db_table
+            cursor.execute(f"ANALYZE {table}")
+    report.tasks_after = before + made
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _fill_chunk(
+    *,
+    chunk: range,
+    remaining: int,
+    now: dt.datetime,
+    population: Population,
+    pathway: PathwayTemplate,
+    templates: tuple[list[_Template], list[float], list[_Template], list[float]],
+    bar: Any,
+) -> int:
+    all_templates, weights, no_warfarin, no_warfarin_w = templates
+    n_enr = len(chunk)
+    patient_ids = _reserve_ids(Patient, n_enr)
+    enrollment_ids = _reserve_ids(Enrollment, n_enr)
+    patients: list[tuple[Any, ...]] = []
+    enrollments: list[tuple[Any, ...]] = []
+    members: list[tuple[Any, ...]] = []
+    schedules: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
+    plans = []
+    for k, n in enumerate(chunk):
+        rng = random.Random(n)
+        site = n % 3
+        age = dt.timedelta(days=n / ENROLLMENTS_PER_DAY, hours=rng.uniform(0, 9))
+        enrolled_at = now - age
+        warfarin = rng.random() < 0.15
+        modality = rng.choices(("HD", "PD", "transplant", "none"), weights=(80, 10, 5, 5))[0]
+        patients.append(
+            (
+                patient_ids[k],
+                population.site_ids[site],
+                f"BENCH-{n:07d}",
+                "Synthetic",
+                f"Patient{n}",
+                dt.date(1945 + n % 35, 1 + n % 12, 1 + n % 28),
+                rng.choice(("female", "male")),
+                modality,
+                json.dumps([0, 2, 4] if n % 2 else [1, 3, 5]) if modality == "HD" else "[]",
+                dt.time(13, 0) if n % 2 else dt.time(7, 0),
+                "[]",
+                json.dumps(["warfarin"] if warfarin else []),
+                enrolled_at - dt.timedelta(days=2),
+            )
+        )
+        if age < dt.timedelta(days=ACTIVE_DAYS):
+            status = EnrollmentStatus.ON_HOLD if n % 20 == 7 else EnrollmentStatus.ACTIVE
+            ended_at, held_at = None, (now - dt.timedelta(days=1) if n % 20 == 7 else None)
+        else:
+            status = EnrollmentStatus.REVOKED if n % 10 == 3 else EnrollmentStatus.COMPLETED
+            ended_at, held_at = enrolled_at + dt.timedelta(days=rng.uniform(56, ACTIVE_DAYS)), None
+        coordinator = population.coordinators[site][n % COORDINATORS_PER_SITE]
+        enrollments.append(
+            (
+                enrollment_ids[k],
+                patient_ids[k],
+                pathway.pk,
+                pathway.slug,
+                status.value,
+                coordinator,
+                enrolled_at,
+                coordinator,
+                held_at,
+                ended_at,
+                "course finished (synthetic)" if ended_at else "",
+                json.dumps(["warfarin"] if warfarin else []),
+                "[]",
+            )
+        )
+        team = {
+            role: population.specialists[(site, role)][(n * 7 + r * 3) % SPECIALISTS_PER_ROLE_PER_SITE]
+            for r, role in enumerate(SPECIALISTS)
+        }
+        members += [(enrollment_ids[k], uid, role, enrolled_at, None) for role, uid in team.items()]
+        members.append((enrollment_ids[k], coordinator, Role.COORDINATOR.value, enrolled_at, None))
+        usable = all_templates if warfarin else no_warfarin
+        for t in usable:
+            if not t.recurring:
+                continue
+            live = ended_at is None
+            schedules.append(
+                (
+                    enrollment_ids[k],
+                    t.pk,
+                    (ScheduleStatus.PAUSED if status == EnrollmentStatus.ON_HOLD else ScheduleStatus.ACTIVE).value
+                    if live
+                    else ScheduleStatus.FINISHED.value,
+                    enrolled_at,
+                    now + dt.timedelta(hours=25 + rng.uniform(0, 144)) if live else None,
+                    rng.randint(1, 20),
+                    0,
+                    None,
+                    held_at,
+                    "",
+                    None if live else ended_at,
+                    now,
+                )
+            )
+        events.append((enrollment_ids[k], "enrolled", enrolled_at, coordinator, "", "{}"))
+        if ended_at is not None:
+            events.append((enrollment_ids[k], status.value, ended_at, coordinator, "", "{}"))
+        n_tasks = min(TASKS_PER_ENROLLMENT, remaining - k * TASKS_PER_ENROLLMENT)
+        if n_tasks > 0:
+            plans.append((rng, enrollment_ids[k], enrolled_at, ended_at, n_tasks, team, warfarin))
+    _copy(
+        Patient,
+        [
+            "id",
+            "site_id",
+            "mrn",
+            "given_name",
+            "family_name",
+            "birth_date",
+            "sex",
+            "dialysis_modality",
+            "dialysis_days",
+            "dialysis_session_time",
+            "risk_factors",
+            "risk_medications",
+            "created_at",
+        ],
+        patients,
+    )
+    _copy(
+        Enrollment,
+        [
+            "id",
+            "patient_id",
+            "template_id",
+            "pathway_slug",
+            "status",
+            "coordinator_id",
+            "enrolled_at",
+            "enrolled_by_id",
+            "held_at",
+            "ended_at",
+            "end_reason",
+            "medications_at_enrollment",
+            "risk_factors_at_enrollment",
+        ],
+        enrollments,
+    )
+    _copy("pathways_careteammember", ["enrollment_id", "user_id", "role", "period_start", "period_end"], members)
+    _copy(
+        Schedule,
+        [
+            "enrollment_id",
+            "task_template_id",
+            "status",
+            "anchor_at",
+            "next_due_at",
+            "occurrences_made",
+            "skipped_occurrences",
+            "last_completed_at",
+            "paused_at",
+            "pause_reason",
+            "finished_at",
+            "updated_at",
+        ],
+        schedules,
+    )
+    _copy("pathways_enrollmentevent", ["enrollment_id", "kind", "at", "actor_id", "reason", "data"], events)
+    total = sum(p[4] for p in plans)
+    reserved = _reserve_ids(Task, total)
+    task_ids = iter(reserved)
+    made = 0
+
+    def rows() -> Iterable[tuple[Any, ...]]:
+        nonlocal made
+        for rng, enrollment_id, enrolled_at, ended_at, n_tasks, team, warfarin in plans:
+            yield from _task_rows(
+                rng=rng,
+                enrollment_id=enrollment_id,
+                enrolled_at=enrolled_at,
+                ended_at=ended_at,
+                count=n_tasks,
+                now=now,
+                templates=all_templates if warfarin else no_warfarin,
+                weights=weights if warfarin else no_warfarin_w,
+                team=team,
+                task_ids=task_ids,
+            )
+            made += n_tasks
+            bar.update(n_tasks)
+
+    _copy(Task, _TASK_COLUMNS, rows())
+    if reserved:
+        # One "created" event per task, written by the server from the rows just copied.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO pathways_taskevent (task_id, kind, at, actor_id, from_status, to_status, reason, data)
+                SELECT id, 'created', created_at, NULL, '', 'requested', 'synthetic', '{}'::jsonb
+                FROM pathways_task WHERE id >= %s AND id <= %s
+                """,
+                [min(reserved), max(reserved)],
+            )
+    return made
+
+
+# Daily, weekly, dialysis-day and prerequisite-bearing templates: every code path of the planner.
+SWEEP_TEMPLATES = ("pain-score", "team-huddle", "sodium-thiosulfate", "pain-score-dialysis", "debridement-decision")
+
+
+@transaction.atomic
+def bench_create_due_schedules(*, enrollments: int, now: dt.datetime, tag: str = "B") -> list[int]:
+    """Bulk-create synthetic patients, enrollments and one due schedule per SWEEP_TEMPLATES template for each,
+    at the side site (outside the measured sites).
+
+    Each schedule's next occurrence lies in the ten hours before `now`, so a sweep with a one-hour horizon
+    makes exactly one occurrence per schedule. Returns the schedule ids. Works on SQLite too (tests).
+    """
+    pathway = active_pathway()
+    templates = list(TaskTemplate.objects.filter(pathway=pathway, code__in=SWEEP_TEMPLATES))
+    site, _ = Site.objects.get_or_create(
+        code=SIDE_SITE, defaults={"name": "Bench side site (synthetic)", "timezone": "America/Chicago"}
+    )
+    stamp = f"{tag}{int(time.time() * 1000)}"
+    patients = Patient.objects.bulk_create(
+        (
+            Patient(
+                site=site,
+                mrn=f"{stamp}-{n:07d}",
+                given_name="Bench",
+                family_name=f"Synthetic{n}",
+                birth_date=dt.date(1960, 1, 1),
+                dialysis_modality="HD",
+                dialysis_days=[0, 2, 4],
+                dialysis_session_time=dt.time(13, 0),
+            )
+            for n in range(enrollments)
+        ),
+        batch_size=5000,
+    )
+    enrolled = Enrollment.objects.bulk_create(
+        (
+            Enrollment(
+                patient=p, template=pathway, pathway_slug=pathway.slug, status=EnrollmentStatus.ACTIVE, enrolled_at=now
+            )
+            for p in patients
+        ),
+        batch_size=5000,
+    )
+    schedules = []
+    for n, enrollment in enumerate(enrolled):
+        for k, template in enumerate(templates):
+            due = now - dt.timedelta(minutes=(n * 7 + k * 13) % 600)
+            schedules.append(
+                Schedule(enrollment=enrollment, task_template=template, anchor_at=due, next_due_at=due, status="active")
+            )
+    return [s.pk for s in Schedule.objects.bulk_create(schedules, batch_size=5000)]
+
+
+@transaction.atomic
+def bench_remove_side_data() -> None:
+    """Delete what the enrollment and sweep measurements made at the side site, so the next scale's figures see
+    only the generated network (tasks, their events and notifications, schedules, enrollments, patients)."""
+    enrollments = Enrollment.objects.filter(patient__site__code=SIDE_SITE)
+    tasks = Task.objects.filter(enrollment__in=enrollments)
+    TaskEvent.objects.filter(task__in=tasks).delete()
+    Notification.objects.filter(task__in=tasks).delete()
+    tasks.delete()
+    Schedule.objects.filter(enrollment__in=enrollments).delete()
+    CareTeamMember.objects.filter(enrollment__in=enrollments).delete()
+    EnrollmentEvent.objects.filter(enrollment__in=enrollments).delete()
+    enrollments.delete()
+    Patient.objects.filter(site__code=SIDE_SITE).delete()

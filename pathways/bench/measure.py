@@ -1,0 +1,267 @@
+"""The measurements of `manage.py bench`, one function per figure (docs/benchmarks.md lists them with targets)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from pathways.bench.data import (
+    BENCH_SITES,
+    SIDE_SITE,
+    bench_create_due_schedules,
+    bench_remove_side_data,
+)
+from pathways.bench.floor import floor_queue, floor_tasks
+from pathways.bench.http import LoadResult, check_page, gunicorn_server, wrk_run
+from pathways.choices import OPEN_TASK_STATUSES, EnrollmentStatus, Role
+from pathways.models import Enrollment, Patient, Schedule, Site, Task, User
+from pathways.selectors.adherence import Window, adherence_by, adherence_window
+from pathways.services.enrollment import enrollment_apply
+from pathways.services.scheduling import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
+
+# The pages under load: a wound nurse's queue, and a coordinator's "overdue wound care" task list.
+QUEUE_USER = "bench-1-wound_nursing-0"
+TASKS_USER = "bench-1-coordinator-0"
+PAGES = {
+    "queue": (QUEUE_USER, "/api/v1/queue/", "/bench-floor/queue/"),
+    "tasks": (
+        TASKS_USER,
+        "/api/v1/tasks/?overdue=true&prong=wound_care",
+        "/bench-floor/tasks/?overdue=true&prong=wound_care",
+    ),
+}
+
+
+@dataclass
+class ScaleResult:
+    """Every figure measured at one scale."""
+
+    tasks: int
+    data: dict[str, Any] = field(default_factory=dict)
+    pages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    enrollment: dict[str, Any] = field(default_factory=dict)
+    sweep: dict[str, Any] = field(default_factory=dict)
+    adherence: dict[str, Any] = field(default_factory=dict)
+
+
+def _median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> tuple[float, float, float]:
+    """(median, min, max) in milliseconds after warm-up runs (connection, plan cache, buffers)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), min(times), max(times)
+
+
+def data_shape() -> dict[str, Any]:
+    codes = [c for c, _, _ in BENCH_SITES]
+    tasks = Task.objects.filter(enrollment__patient__site__code__in=codes)
+    enrollments = Enrollment.objects.filter(patient__site__code__in=codes)
+    return {
+        "tasks": tasks.count(),
+        "open_tasks": tasks.filter(status__in=OPEN_TASK_STATUSES).count(),
+        "enrollments": enrollments.count(),
+        "live_enrollments": enrollments.filter(status__in=[EnrollmentStatus.ACTIVE, EnrollmentStatus.ON_HOLD]).count(),
+        "schedules": Schedule.objects.filter(enrollment__patient__site__code__in=codes).count(),
+        "specialists": User.objects.filter(username__startswith="bench-")
+        .exclude(username__contains="coordinator")
+        .exclude(username="bench-auditor")
+        .count(),
+        "all_tasks_in_db": Task.objects.count(),
+    }
+
+
+def _token(username: str) -> str:
+    token, _ = Token.objects.get_or_create(user=User.objects.get(username=username))
+    return str(token.key)
+
+
+def measure_pages(*, seconds: float, connections: int, workers: int, out: Callable[[str], Any]) -> dict[str, Any]:
+    """Each page and its floor under wrk load, through gunicorn; the floor must return the same JSON."""
+    results: dict[str, Any] = {}
+    with gunicorn_server(workers=workers) as base:
+        for name, (username, api, floor) in PAGES.items():
+            token = _token(username)
+            api_body = check_page(base + api, token)
+            floor_body = check_page(base + floor, token)
+            same = _same_results(api_body, floor_body)
+            if not same:
+                out(f"  WARNING: {name}: the floor's JSON differs from the API's")
+            runs: dict[str, LoadResult] = {}
+            for label, path in (("api", api), ("floor", floor)):
+                wrk_run(url=base + path, token=token, seconds=min(2, seconds), connections=connections)  # warm-up
+                runs[label] = wrk_run(url=base + path, token=token, seconds=seconds, connections=connections)
+                r = runs[label]
+                out(
+                    f"  {name:5s} {label:5s}: p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  {r.rps:7.1f} req/s  "
+                    f"({r.requests} requests, {r.errors} errors, {r.non2xx} non-2xx)"
+                )
+            count = json.loads(api_body)["count"]
+            results[name] = {
+                "api": runs["api"],
+                "floor": runs["floor"],
+                "same_json": same,
+                "count": count,
+                "ratio_p50": runs["api"].p50_ms / runs["floor"].p50_ms if runs["floor"].p50_ms else None,
+                "ratio_rps": runs["floor"].rps / runs["api"].rps if runs["api"].rps else None,
+            }
+    return results
+
+
+def _same_results(api_body: bytes, floor_body: bytes) -> bool:
+    a, b = json.loads(api_body), json.loads(floor_body)
+    return bool(a["count"] == b["count"] and a["results"] == b["results"])
+
+
+def measure_pages_in_process(*, repeat: int) -> dict[str, Any]:
+    """Server time of each page (Django's test client) and its floor (the view called directly, as it needs no
+    middleware), without HTTP or load: the --no-http path, used by the smoke test."""
+    from django.test import Client, RequestFactory
+
+    client, factory = Client(HTTP_HOST="127.0.0.1"), RequestFactory(HTTP_HOST="127.0.0.1")
+    results: dict[str, Any] = {}
+    for name, (username, api, floor) in PAGES.items():
+        header: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Token {_token(username)}"}
+        view = floor_queue if name == "queue" else floor_tasks
+
+        def get_api(path: str = api, header: dict[str, Any] = header) -> bytes:
+            response = client.get(path, **header)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code}")
+            return bytes(response.content)
+
+        def get_floor(path: str = floor, header: dict[str, Any] = header, view: Any = view) -> bytes:
+            response = view(factory.get(path, **header))
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code}")
+            return bytes(response.content)
+
+        results[name] = {"same_json": _same_results(get_api(), get_floor())}
+        for label, get in (("api", get_api), ("floor", get_floor)):
+            with CaptureQueriesContext(connection) as queries:
+                get()
+            median, _, _ = _median_ms(get, repeat)
+            results[name][label] = {"median_ms": median, "queries": len(queries.captured_queries)}
+    return results
+
+
+def _side_coordinator() -> User:
+    site = Site.objects.get(code=SIDE_SITE)
+    user, created = User.objects.get_or_create(
+        username="bench-side-coordinator", defaults={"roles": [Role.COORDINATOR], "password": "!bench-no-login"}
+    )
+    if created:
+        user.sites.add(site)
+    return user
+
+
+def measure_enrollment(*, repeat: int) -> dict[str, Any]:
+    """enrollment_apply for one patient: latency, and queries for two patients to whom different numbers of the
+    pathway's templates apply (a fixed count means no per-template query)."""
+    site = Site.objects.get(code=SIDE_SITE)
+    coordinator = _side_coordinator()
+    stamp = int(time.time() * 1000)
+    shapes: dict[str, dict[str, Any]] = {
+        "HD + warfarin": {"dialysis_modality": "HD", "risk_medications": ["warfarin"], "dialysis_days": [0, 2, 4]},
+        "PD, no warfarin": {"dialysis_modality": "PD", "risk_medications": [], "dialysis_days": []},
+    }
+    out: dict[str, Any] = {"shapes": {}}
+    times = []
+    for label, shape in shapes.items():
+        for i in range(repeat + 1):
+            patient = Patient.objects.create(
+                site=site,
+                mrn=f"E{stamp}-{label[:2]}-{i}",
+                given_name="Bench",
+                family_name="Enrol",
+                birth_date=dt.date(1960, 1, 1),
+                dialysis_session_time=dt.time(13, 0),
+                **shape,
+            )
+            with CaptureQueriesContext(connection) as queries:
+                started = time.perf_counter()
+                enrollment = enrollment_apply(
+                    patient_id=patient.pk, pathway_slug="calciphylaxis", actor=coordinator, coordinator=coordinator
+                )
+                elapsed = (time.perf_counter() - started) * 1000
+            if i == 0:
+                continue  # warm-up (first use of the templates, plan cache)
+            times.append(elapsed)
+            applied = len(enrollment.events.get(kind="enrolled").data["applied"])
+            out["shapes"][label] = {
+                "queries": len(queries.captured_queries),
+                "templates_applied": applied,
+                "day0_tasks": Task.objects.filter(enrollment=enrollment).count(),
+            }
+    out["median_ms"] = statistics.median(times)
+    out["p90_ms"] = statistics.quantiles(times, n=10)[-1] if len(times) >= 2 else times[0]
+    out["max_ms"] = max(times)
+    return out
+
+
+def measure_sweeps(*, occurrences: int, repeat: int) -> dict[str, Any]:
+    """Empty sweeps over the whole table, then the materializer on `occurrences` due occurrences."""
+    now = timezone.now()
+    result: dict[str, Any] = {}
+    for name, run in (
+        ("materialize", lambda: schedules_materialize_due(now=now)),
+        ("escalate", lambda: tasks_escalate_overdue(now=now)),
+        ("remind", lambda: tasks_remind_due_soon(now=now)),
+    ):
+        run()  # catches up whatever the generator left due (reminders, escalations), warms the connection
+        median, _, high = _median_ms(run, repeat, warmup=0)
+        result[f"empty_{name}_ms"] = median
+        result[f"empty_{name}_max_ms"] = high
+    if occurrences:
+        per = 5
+        bench_create_due_schedules(enrollments=-(-occurrences // per), now=now)
+        report = schedules_materialize_due(now=now, horizon_hours=1)
+        result.update(
+            occurrences=report.created,
+            seconds=report.seconds,
+            rate=report.created / report.seconds if report.seconds else 0.0,
+            batches=report.batches,
+        )
+    return result
+
+
+def measure_adherence(*, repeat: int) -> dict[str, Any]:
+    """Adherence by prong and by role for the auditor (all three sites): the default 30-day window and a window
+    that covers every task in the table."""
+    auditor = User.objects.get(username="bench-auditor")
+    now = timezone.now()
+    oldest = Task.objects.order_by("due_at").values_list("due_at", flat=True).first() or now
+    windows = {
+        "30d": adherence_window(now=now),
+        # Built directly: the API caps a window at three years, and the history here can be longer.
+        "all": Window(start=oldest - dt.timedelta(days=1), end=now + dt.timedelta(days=30), as_of=now),
+    }
+    result: dict[str, Any] = {}
+    for label, window in windows.items():
+        for group_by in ("prong", "role"):
+            holder: dict[str, Any] = {}
+
+            def run(group_by: str = group_by, window: Window = window, holder: dict[str, Any] = holder) -> None:
+                holder["rows"] = adherence_by(user=auditor, group_by=group_by, window=window)
+
+            median, _, _ = _median_ms(run, repeat)
+            result[f"{group_by}_{label}_ms"] = median
+            result[f"tasks_{label}"] = sum(r["due"] + r["cancelled"] for r in holder["rows"])
+    return result
+
+
+def cleanup_side_data() -> None:
+    bench_remove_side_data()

@@ -1,0 +1,363 @@
+"""manage.py bench: the benchmark suite at several scales, in one run (docs/benchmarks.md).
+
+    createdb carepath_bench_data
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/carepath_bench_data \\
+        manage.py bench --scales 10000,100000,1000000 --update-docs
+
+For each scale, smallest first, it grows the same synthetic network to that many tasks (pathways/bench/data.py),
+then measures the queue and filtered task pages beside their floors under wrk load through gunicorn, enrollment,
+the sweeps and adherence, and prints the figures; --update-docs writes the results table into
+docs/benchmarks.md (between its "bench:results" markers), --output writes it to a file of its own.
+Synthetic rows stay in the database: use a scratch database (its name must contain "bench" or start "test_").
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import django
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from pathways.bench import measure
+from pathways.bench.data import bench_fill, bench_task_count, require_postgresql
+from pathways.bench.http import wrk_path
+from pathways.models import PathwayTemplate
+
+DOCS = Path(settings.BASE_DIR) / "docs" / "benchmarks.md"
+START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+# Targets from issue 7 (docs/benchmarks.md repeats them).
+TARGETS = {
+    "queue_p50": 20.0,
+    "queue_p99": 60.0,
+    "floor_ratio": 3.0,
+    "enrol_ms": 50.0,
+    "sweep_rate": 2000.0,
+    "empty_sweep_ms": 20.0,
+    "adherence_ms": 1000.0,
+    "growth": 1.5,
+}
+
+
+def _scales(text: str) -> list[int]:
+    try:
+        values = sorted({int(v.replace("_", "")) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise CommandError("--scales takes comma-separated task counts, e.g. 10000,100000,1000000") from None
+    if not values or values[0] < 100:
+        raise CommandError("each scale must be at least 100 tasks")
+    return values
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as info:
+            kb = int(next(line for line in info if line.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg = cursor.fetchone()[0]
+    try:
+        # wrk prints its version to stdout; fixed argv
+        version = subprocess.run([wrk_path(), "-v"], capture_output=True, text=True, check=False)  # noqa: S603
+        wrk = version.stdout.split("\n")[0]
+    except CommandError:
+        wrk = "not installed"
+    import gunicorn
+    import rest_framework
+
+    return {
+        "machine": f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}){mem}",
+        "versions": (
+            f"Python {platform.python_version()}, Django {django.get_version()}, DRF {rest_framework.__version__}, "
+            f"gunicorn {gunicorn.__version__}, PostgreSQL {pg} (same machine), {wrk.strip()}"
+        ),
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _ok(met: bool | None) -> str:
+    return "" if met is None else (" ✓" if met else " ✗")
+
+
+def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], options: dict[str, Any]) -> str:
+    """The results block of docs/benchmarks.md: one column per scale, targets beside them."""
+    head = [f"{r.tasks:,} tasks" for r in results]
+    lines = [
+        f"Run {timezone.now():%Y-%m-%d %H:%M} UTC: `manage.py bench --scales {','.join(str(r.tasks) for r in results)}"
+        + (" --quick" if options.get("quick") else "")
+        + "`",
+        "",
+        f"- Machine: {info['machine']}; load average at the start {info['load']}.",
+        f"- Versions: {info['versions']}.",
+        f"- HTTP: gunicorn with {options['workers']} sync workers (as compose.yaml), wrk from a second process, "
+        f"{options['connections']} connections, {options['seconds']:g} s per page after a warm-up.",
+        "",
+        "| Measure | Target | " + " | ".join(head) + " |",
+        "|---|---|" + "---|" * len(results),
+    ]
+
+    def row(label: str, target: str, values: list[str]) -> None:
+        lines.append(f"| {label} | {target} | " + " | ".join(values) + " |")
+
+    def per(fn: Any) -> list[str]:
+        out = []
+        for r in results:
+            try:
+                out.append(fn(r))
+            except (KeyError, TypeError, ZeroDivisionError):
+                out.append("—")
+        return out
+
+    row(
+        "Data: enrollments (live) / open tasks",
+        "",
+        per(lambda r: f"{r.data['enrollments']:,} ({r.data['live_enrollments']:,}) / {r.data['open_tasks']:,}"),
+    )
+    row("Data: fill time", "a few minutes at 1M", per(lambda r: f"{r.data['fill_seconds']:.0f} s"))
+    for name, title in (
+        ("queue", "Queue page `/api/v1/queue/`"),
+        ("tasks", "Filtered tasks `/api/v1/tasks/?overdue=true&prong=wound_care`"),
+    ):
+        row(f"{title}: rows (count)", "", per(lambda r, n=name: f"{r.pages[n]['count']:,}"))
+        for label, key in (("p50", "p50_ms"), ("p99", "p99_ms")):
+            target = {"queue": {"p50": "< 20 ms", "p99": "< 60 ms"}}.get(name, {}).get(label, "")
+            limit = {"p50": TARGETS["queue_p50"], "p99": TARGETS["queue_p99"]}[label] if name == "queue" else None
+            row(
+                f"{title}: API {label}",
+                target,
+                per(
+                    lambda r, n=name, k=key, lim=limit: (
+                        f"{getattr(r.pages[n]['api'], k):.1f} ms"
+                        + _ok(None if lim is None else getattr(r.pages[n]["api"], k) < lim)
+                    )
+                ),
+            )
+            row(
+                f"{title}: floor {label}", "", per(lambda r, n=name, k=key: f"{getattr(r.pages[n]['floor'], k):.1f} ms")
+            )
+        row(
+            f"{title}: requests/s API / floor",
+            "",
+            per(lambda r, n=name: f"{r.pages[n]['api'].rps:,.0f} / {r.pages[n]['floor'].rps:,.0f}"),
+        )
+        row(
+            f"{title}: API / floor (p50; req/s)",
+            "≤ 3x" if name == "queue" else "",
+            per(
+                lambda r, n=name: (
+                    f"{r.pages[n]['ratio_p50']:.2f}x ; {r.pages[n]['ratio_rps']:.2f}x"
+                    + _ok(r.pages[n]["ratio_p50"] <= TARGETS["floor_ratio"] if n == "queue" else None)
+                )
+            ),
+        )
+    row(
+        "Enrollment (apply the pathway to one patient), median / p90",
+        "< 50 ms",
+        per(
+            lambda r: (
+                f"{r.enrollment['median_ms']:.1f} / {r.enrollment['p90_ms']:.1f} ms"
+                + _ok(r.enrollment["median_ms"] < TARGETS["enrol_ms"])
+            )
+        ),
+    )
+    row(
+        "Enrollment: queries (templates applied) per patient shape",
+        "fixed",
+        per(
+            lambda r: (
+                "; ".join(
+                    f"{v['queries']} ({v['templates_applied']} templates)" for v in r.enrollment["shapes"].values()
+                )
+                + _ok(len({v["queries"] for v in r.enrollment["shapes"].values()}) == 1)
+            )
+        ),
+    )
+    row(
+        "Materializer: due occurrences/s",
+        "≥ 2,000/s",
+        per(
+            lambda r: (
+                f"{r.sweep['occurrences']:,} in {r.sweep['seconds']:.2f} s = {r.sweep['rate']:,.0f}/s"
+                + _ok(r.sweep["rate"] >= TARGETS["sweep_rate"])
+            )
+        ),
+    )
+    row(
+        "Empty materializer sweep (median)",
+        "< 20 ms",
+        per(
+            lambda r: (
+                f"{r.sweep['empty_materialize_ms']:.2f} ms"
+                + _ok(r.sweep["empty_materialize_ms"] < TARGETS["empty_sweep_ms"])
+            )
+        ),
+    )
+    row("Empty escalation sweep (median)", "", per(lambda r: f"{r.sweep['empty_escalate_ms']:.2f} ms"))
+    row("Empty reminder sweep (median)", "", per(lambda r: f"{r.sweep['empty_remind_ms']:.2f} ms"))
+    for group in ("prong", "role"):
+        row(
+            f"Adherence by {group}, last 30 days",
+            "< 1 s" if group == "prong" else "",
+            per(lambda r, g=group: f"{r.adherence[f'{g}_30d_ms']:,.0f} ms ({r.adherence['tasks_30d']:,} tasks)"),
+        )
+        row(
+            f"Adherence by {group}, every task in the table",
+            "< 1 s" if group == "prong" else "",
+            per(
+                lambda r, g=group: (
+                    f"{r.adherence[f'{g}_all_ms']:,.0f} ms ({r.adherence['tasks_all']:,} tasks)"
+                    + _ok(r.adherence[f"{g}_all_ms"] < TARGETS["adherence_ms"] if g == "prong" else None)
+                )
+            ),
+        )
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        lines += [
+            "",
+            f"Growth from {first.tasks:,} to {last.tasks:,} tasks (last / first; target < 1.5x for pages and sweeps):",
+            "",
+        ]
+        growth: list[str] = []
+        for name in ("queue", "tasks"):
+            for kind in ("api", "floor"):
+                try:
+                    g = last.pages[name][kind].p50_ms / first.pages[name][kind].p50_ms
+                    growth.append(f"{name} page {kind} p50 {g:.2f}x{_ok(g < TARGETS['growth'])}")
+                except (KeyError, ZeroDivisionError):
+                    pass
+        for key, label in (("empty_materialize_ms", "empty materializer sweep"), ("rate", "materializer rate")):
+            try:
+                g = last.sweep[key] / first.sweep[key]
+                growth.append(f"{label} {g:.2f}x" + (_ok(g < TARGETS["growth"]) if key != "rate" else ""))
+            except (KeyError, ZeroDivisionError):
+                pass
+        try:
+            growth.append(f"enrollment {last.enrollment['median_ms'] / first.enrollment['median_ms']:.2f}x")
+            growth.append(
+                f"adherence by prong, 30 days {last.adherence['prong_30d_ms'] / first.adherence['prong_30d_ms']:.2f}x"
+            )
+            every = last.adherence["prong_all_ms"] / first.adherence["prong_all_ms"]
+            grew = last.tasks / first.tasks
+            growth.append(f"adherence by prong, every task {every:.2f}x (the table grew {grew:.0f}x)")
+        except (KeyError, ZeroDivisionError):
+            pass
+        lines += [f"- {g}" for g in growth]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(path: Path, block: str) -> None:
+    text = path.read_text() if path.exists() else ""
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{block}{END}", text, flags=re.S)
+    else:
+        text += f"\n{START}\n{block}{END}\n"
+    path.write_text(text)
+
+
+class Command(BaseCommand):
+    help = (
+        "Benchmark Carepath at several scales on a scratch PostgreSQL database: pages beside their floors "
+        "(gunicorn + wrk), enrollment, sweeps, adherence. See docs/benchmarks.md."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--scales", default="10000,100000,1000000", help="task counts, e.g. 10000,100000,1000000")
+        parser.add_argument("--quick", action="store_true", help="short runs (smoke test, a first look)")
+        parser.add_argument("--no-http", dest="http", action="store_false", help="skip gunicorn/wrk (in-process pages)")
+        parser.add_argument("--seconds", type=float, default=None, help="wrk duration per page (default 10, quick 1)")
+        parser.add_argument("--connections", type=int, default=4, help="concurrent wrk connections")
+        parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (compose.yaml: 3)")
+        parser.add_argument("--occurrences", type=int, default=None, help="due occurrences for the sweep (10,000)")
+        parser.add_argument("--repeat", type=int, default=None, help="repetitions of in-process timings")
+        parser.add_argument("--no-progress", dest="progress", action="store_false")
+        parser.add_argument("--update-docs", action="store_true", help="write the results into docs/benchmarks.md")
+        parser.add_argument("--output", type=Path, default=None, help="write the results (Markdown) to this file")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        require_postgresql()
+        name = str(connection.settings_dict["NAME"])
+        if "bench" not in name and not name.startswith("test_"):
+            raise CommandError(
+                f"refusing to fill database {name!r} with synthetic rows: use a scratch database whose name "
+                "contains 'bench' (docs/benchmarks.md)"
+            )
+        scales = _scales(options["scales"])
+        quick = options["quick"]
+        seconds = options["seconds"] or (1.0 if quick else 10.0)
+        occurrences = options["occurrences"] if options["occurrences"] is not None else (500 if quick else 10_000)
+        repeat = options["repeat"] or (3 if quick else 10)
+        options.update(seconds=seconds)
+        if options["http"]:
+            wrk_path()
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+            call_command("migrate", verbosity=0)
+        if not PathwayTemplate.objects.filter(slug="calciphylaxis", status="active").exists():
+            call_command("load_pathways", verbosity=0, stdout=self.stdout)
+        have = bench_task_count()
+        if have > scales[0]:
+            raise CommandError(
+                f"the database already holds {have:,} bench tasks, more than the smallest scale {scales[0]:,}: "
+                "use a fresh database"
+            )
+        info = machine()
+        self.stdout.write(f"machine:  {info['machine']}\nversions: {info['versions']}\ndatabase: {name}")
+        results = []
+        for scale in scales:
+            self.stdout.write(self.style.MIGRATE_HEADING(f"== {scale:,} tasks"))
+            fill = bench_fill(tasks=scale, now=timezone.now(), progress=options["progress"])
+            result = measure.ScaleResult(tasks=scale)
+            result.data = {**measure.data_shape(), "fill_seconds": fill.seconds}
+            self.stdout.write(f"  filled in {fill.seconds:.1f} s: {result.data}")
+            if options["http"]:
+                result.pages = measure.measure_pages(
+                    seconds=seconds,
+                    connections=options["connections"],
+                    workers=options["workers"],
+                    out=self.stdout.write,
+                )
+            else:
+                result.pages = {}
+                inproc = measure.measure_pages_in_process(repeat=repeat)
+                self.stdout.write(f"  pages in process (no HTTP): {inproc}")
+                result.data["pages_in_process"] = inproc
+            result.enrollment = measure.measure_enrollment(repeat=repeat)
+            self.stdout.write(f"  enrollment: {result.enrollment}")
+            result.adherence = measure.measure_adherence(repeat=max(1, repeat // 2))
+            self.stdout.write(f"  adherence: {result.adherence}")
+            result.sweep = measure.measure_sweeps(occurrences=occurrences, repeat=repeat * 2)
+            self.stdout.write(f"  sweeps: {result.sweep}")
+            measure.cleanup_side_data()
+            results.append(result)
+        block = results_markdown(results, info, options)
+        self.stdout.write("\n" + block)
+        if options["output"]:
+            options["output"].write_text(block)
+        if options["update_docs"]:
+            write_docs(DOCS, block)
+            self.stdout.write(f"wrote the results into {DOCS}")

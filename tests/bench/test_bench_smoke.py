@@ -1,0 +1,151 @@
+"""The benchmark suite works (no timing assertions): the command at a tiny scale, the floor's JSON equals the
+API's, and enrolling costs a fixed number of queries."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from pathways.bench.data import BENCH_SITES, bench_fill
+from pathways.choices import OPEN_TASK_STATUSES, TaskStatus
+from pathways.models import Enrollment, PathwayTemplate, Site, Task, User
+from pathways.services.enrollment import enrollment_apply
+from tests.factories import PatientFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+def test_bench_command_at_a_tiny_scale_fills_measures_and_writes_a_results_table(
+    pathway: PathwayTemplate, tmp_path: Path
+) -> None:
+    out, results = io.StringIO(), tmp_path / "results.md"
+    call_command(
+        "bench",
+        scales="300",
+        quick=True,
+        http=False,
+        progress=False,
+        repeat=1,
+        occurrences=50,
+        output=results,
+        stdout=out,
+    )
+    sites = [code for code, _, _ in BENCH_SITES]
+    assert Task.objects.filter(enrollment__patient__site__code__in=sites).count() == 300
+    # Six young enrollments: done, pooled and accepted work already (older history comes with bigger scales).
+    statuses = set(Task.objects.filter(enrollment__patient__site__code__in=sites).values_list("status", flat=True))
+    assert statuses >= {TaskStatus.COMPLETED, TaskStatus.REQUESTED, TaskStatus.ACCEPTED}
+    table = results.read_text()
+    assert "| Measure | Target | 300 tasks |" in table
+    assert "Enrollment (apply the pathway to one patient)" in table and "Empty materializer sweep" in table
+    assert "Adherence by prong, every task in the table" in table
+    # The in-process pages answered, and the floors returned the API's JSON.
+    assert "'same_json': True" in out.getvalue() and "'same_json': False" not in out.getvalue()
+    # The side data (enrollment and sweep measurements) is gone again.
+    assert not Enrollment.objects.filter(patient__site__code="bench-side").exists()
+
+
+def test_bench_command_refuses_a_scale_below_what_the_database_already_holds(pathway: PathwayTemplate) -> None:
+    bench_fill(tasks=200, now=timezone.now(), progress=False)
+    with pytest.raises(CommandError, match="fresh database"):
+        call_command("bench", scales="100", http=False, progress=False, stdout=io.StringIO())
+
+
+def test_bench_command_rejects_malformed_scales(pathway: PathwayTemplate) -> None:
+    with pytest.raises(CommandError, match="comma-separated"):
+        call_command("bench", scales="10k", http=False, stdout=io.StringIO())
+
+
+def test_filling_grows_the_same_network_incrementally(pathway: PathwayTemplate) -> None:
+    now = timezone.now()
+    first = bench_fill(tasks=250, now=now, progress=False)
+    second = bench_fill(tasks=400, now=now, progress=False)
+    assert (first.tasks_before, first.tasks_after, second.tasks_before, second.tasks_after) == (0, 250, 250, 400)
+    assert Site.objects.filter(code__in=[c for c, _, _ in BENCH_SITES]).count() == 3
+    # 10 specialists per specialist role per site, created once.
+    assert User.objects.filter(username__startswith="bench-0-wound_nursing-").count() == 10
+    # Live enrollments have open work; every enrollment has a full care team.
+    enrollment = Enrollment.objects.filter(patient__site__code="bench-chi").first()
+    assert enrollment is not None and enrollment.care_team.count() >= 10
+    assert Task.objects.filter(status__in=OPEN_TASK_STATUSES).exists()
+
+
+def test_a_long_history_holds_every_task_state(pathway: PathwayTemplate) -> None:
+    bench_fill(tasks=12_000, now=timezone.now(), progress=False)  # 240 enrollments, the oldest 96 days ago
+    assert set(Task.objects.values_list("status", flat=True)) == set(TaskStatus.values)
+    assert set(Enrollment.objects.values_list("status", flat=True)) >= {"completed", "active"}
+
+
+@pytest.mark.urls("tests.bench.urls")
+@pytest.mark.parametrize(
+    ("username", "api", "floor"),
+    [
+        ("bench-1-wound_nursing-0", "/api/v1/queue/", "/bench-floor/queue/"),
+        ("bench-1-wound_nursing-0", "/api/v1/queue/?limit=3&offset=2", "/bench-floor/queue/?limit=3&offset=2"),
+        (
+            "bench-1-coordinator-0",
+            "/api/v1/tasks/?overdue=true&prong=wound_care",
+            "/bench-floor/tasks/?overdue=true&prong=wound_care",
+        ),
+        (
+            "bench-1-coordinator-0",
+            "/api/v1/tasks/?status=requested&status=accepted&role=wound_nursing&limit=5&offset=5",
+            "/bench-floor/tasks/?status=requested&status=accepted&role=wound_nursing&limit=5&offset=5",
+        ),
+        ("bench-1-wound_nursing-0", "/api/v1/tasks/?assignee=me", "/bench-floor/tasks/?assignee=me"),
+    ],
+)
+def test_the_floor_returns_the_same_json_as_the_api_page(
+    client, pathway: PathwayTemplate, username: str, api: str, floor: str
+) -> None:
+    bench_fill(tasks=1500, now=timezone.now(), progress=False)
+    token, _ = Token.objects.get_or_create(user=User.objects.get(username=username))
+    header = {"HTTP_AUTHORIZATION": f"Token {token.key}"}
+    expected = client.get(api, **header)
+    assert expected.status_code == 200
+    for _ in range(2):  # the first request compiles the page's SQL, the second reuses it
+        with CaptureQueriesContext(connection) as queries:
+            got = client.get(floor, **header)
+        assert got.status_code == 200
+        a, b = json.loads(expected.content), json.loads(got.content)
+        assert a["count"] == b["count"] and a["count"] > 0
+        assert a["results"] == b["results"]
+        for link in ("next", "previous"):
+            assert (a[link] or "").replace("/api/v1/", "/bench-floor/") == (b[link] or "")
+    # BEGIN, token, COUNT, page, audit INSERT, COMMIT: the API page's statements, nothing else.
+    assert len(queries.captured_queries) == 6
+
+
+@pytest.mark.urls("tests.bench.urls")
+def test_the_floor_refuses_a_missing_or_unknown_token(client, pathway: PathwayTemplate) -> None:
+    assert client.get("/bench-floor/queue/").status_code == 401
+    assert client.get("/bench-floor/queue/", HTTP_AUTHORIZATION="Token nope").status_code == 401
+
+
+def test_enrolling_costs_the_same_number_of_queries_whatever_the_number_of_templates_applied(
+    pathway: PathwayTemplate, site: Site, coordinator: User
+) -> None:
+    counts, applied = [], []
+    for shape in (
+        {"dialysis_modality": "HD", "risk_medications": ["warfarin"]},
+        {"dialysis_modality": "PD", "risk_medications": [], "dialysis_days": []},
+    ):
+        patient = PatientFactory(site=site, **shape)
+        with CaptureQueriesContext(connection) as queries:
+            enrollment = enrollment_apply(
+                patient_id=patient.pk, pathway_slug="calciphylaxis", actor=coordinator, coordinator=coordinator
+            )
+        counts.append(len(queries.captured_queries))
+        applied.append(len(enrollment.events.get(kind="enrolled").data["applied"]))
+        assert Task.objects.filter(enrollment=enrollment).exists()
+    assert applied[0] > applied[1]
+    assert counts[0] == counts[1]
