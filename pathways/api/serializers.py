@@ -281,6 +281,11 @@ class OptionalReasonSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
 
 
+class ReleaseHoldSerializer(StrictSerializer):
+    template = serializers.SlugField(help_text="Code of the held schedule's task template, e.g. sodium-thiosulfate.")
+    reason = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
+
+
 class CareTeamAddSerializer(StrictSerializer):
     user = ScopedPrimaryKeyField(scope=scope_users)
     role = serializers.ChoiceField(choices=Role.choices)

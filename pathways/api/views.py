@@ -25,6 +25,7 @@ from pathways.models import (
     PathwayTemplate,
     Patient,
     Rule,
+    Schedule,
     Site,
     Task,
     TaskEvent,
@@ -45,6 +46,7 @@ from pathways.services import enrollment as enrollment_services
 from pathways.services import tasks as task_services
 from pathways.services.inbox import notification_mark_read
 from pathways.services.patients import patient_create
+from pathways.services.rules import schedule_release_hold
 
 
 def _validated(serializer_class: type[BaseSerializer], request: Request) -> dict[str, Any]:
@@ -105,6 +107,7 @@ class PathwayViewSet(ScopedReadOnlyViewSet):
     resume=extend_schema(request=None, responses=s.EnrollmentSerializer),
     complete=extend_schema(request=s.OptionalReasonSerializer, responses=s.EnrollmentSerializer),
     revoke=extend_schema(request=s.ReasonSerializer, responses=s.EnrollmentSerializer),
+    release_hold=extend_schema(request=s.ReleaseHoldSerializer, responses=s.EnrollmentSerializer),
     care_team=extend_schema(
         methods=["GET"], request=None, responses=s.CareTeamMemberSerializer(many=True), summary="List the care team"
     ),
@@ -172,6 +175,18 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         enrollment = self.get_object()
         data = _validated(s.ReasonSerializer, request)
         enrollment_services.enrollment_revoke(enrollment_id=enrollment.pk, actor=staff(request), reason=data["reason"])
+        return Response(self._out(enrollment.pk))
+
+    @action(detail=True, methods=["post"], url_path="release-hold", url_name="release-hold")
+    def release_hold(self, request: Request, pk: str) -> Response:
+        """Release a schedule a safety rule held (e.g. sodium thiosulfate): the team's nephrologist or a
+        coordinator. It continues from now; missed sessions are not given."""
+        enrollment = self.get_object()
+        data = _validated(s.ReleaseHoldSerializer, request)
+        schedule = Schedule.objects.filter(enrollment=enrollment, task_template__code=data["template"]).first()
+        if schedule is None:
+            raise ValidationError({"template": ["this enrollment has no schedule for that template"]})
+        schedule_release_hold(schedule_id=schedule.pk, actor=staff(request), reason=data["reason"])
         return Response(self._out(enrollment.pk))
 
     @action(detail=True, methods=["get", "post"], url_path="care-team", url_name="care-team")

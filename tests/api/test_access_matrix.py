@@ -17,6 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from pathways.models import Task
 from pathways.services.enrollment import enrollment_hold
+from pathways.services.observations import observation_record
 from pathways.services.tasks import task_assign, task_claim, task_hold
 from tests.api.conftest import World, client_for, notify
 
@@ -45,6 +46,11 @@ def held(world: World) -> None:
 
 def enrollment_held(world: World) -> None:
     enrollment_hold(enrollment_id=world.enrollment.pk, actor=None, reason="hospital transfer")
+
+
+def sts_safety_held(world: World) -> None:
+    # Through the real rule engine: a systolic BP under 90 holds sodium thiosulfate until a clinician releases it.
+    observation_record(enrollment_id=world.enrollment.pk, code="systolic_bp", value=82, unit="mmHg", actor=None)
 
 
 def version(world: World, **extra: Any) -> dict[str, Any]:
@@ -128,6 +134,17 @@ MATRIX: dict[str, list[Row]] = {
     ],
     "enrollment-complete": [
         Row("POST", "/api/v1/enrollments/{enrollment}/complete/", MANAGE, body=lambda w: {}, outsiders=SITE_AND_TEAM)
+    ],
+    # Releasing a safety hold: coordinators and admins (and the team's nephrologist), not nurses or auditors.
+    "enrollment-release-hold": [
+        Row(
+            "POST",
+            "/api/v1/enrollments/{enrollment}/release-hold/",
+            MANAGE,
+            body=lambda w: {"template": "sodium-thiosulfate", "reason": "BP recovered"},
+            setup=sts_safety_held,
+            outsiders=SITE_AND_TEAM,
+        )
     ],
     "enrollment-revoke": [
         Row(
