@@ -127,8 +127,24 @@ class Task(models.Model):
             ),
             # "Overdue" and the escalation sweep: open tasks by due time.
             models.Index(fields=["due_at"], name="pathways_task_open_due", condition=OPEN_Q),
-            # Adherence reports: every task due in a window, whatever its status (migration 0004).
-            models.Index(fields=["due_at"], name="pathways_task_due"),
+            # Adherence reports: every task due in a window, whatever its status. It carries every column the
+            # report queries read, so they scan this index alone (index-only, in parallel), not the wide rows
+            # (0005 replaced 0004's plain due_at index; docs/benchmarks.md, "Adherence").
+            models.Index(
+                fields=["due_at"],
+                include=[
+                    "id",
+                    "enrollment",
+                    "prong",
+                    "role",
+                    "status",
+                    "completed_at",
+                    "started_at",
+                    "template",
+                    "escalation_level",
+                ],
+                name="pathways_task_report",
+            ),
             models.Index(fields=["enrollment", "status"], name="pathways_task_enr_status"),
         ]
 
