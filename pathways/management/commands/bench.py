@@ -161,6 +161,18 @@ def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], o
                 f"{title}: floor {label}", "", per(lambda r, n=name, k=key: f"{getattr(r.pages[n]['floor'], k):.1f} ms")
             )
         row(
+            f"{title}: server time in process, API / floor (statements)",
+            "",
+            per(
+                lambda r, n=name: "{:.1f} ms ({}) / {:.1f} ms ({})".format(
+                    r.data["pages_in_process"][n]["api"]["median_ms"],
+                    r.data["pages_in_process"][n]["api"]["queries"],
+                    r.data["pages_in_process"][n]["floor"]["median_ms"],
+                    r.data["pages_in_process"][n]["floor"]["queries"],
+                )
+            ),
+        )
+        row(
             f"{title}: requests/s API / floor",
             "",
             per(lambda r, n=name: f"{r.pages[n]['api'].rps:,.0f} / {r.pages[n]['floor'].rps:,.0f}"),
@@ -290,7 +302,7 @@ class Command(BaseCommand):
         parser.add_argument("--quick", action="store_true", help="short runs (smoke test, a first look)")
         parser.add_argument("--no-http", dest="http", action="store_false", help="skip gunicorn/wrk (in-process pages)")
         parser.add_argument("--seconds", type=float, default=None, help="wrk duration per page (default 10, quick 1)")
-        parser.add_argument("--connections", type=int, default=4, help="concurrent wrk connections")
+        parser.add_argument("--connections", type=int, default=2, help="concurrent wrk connections (2 = the cores)")
         parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (compose.yaml: 3)")
         parser.add_argument("--occurrences", type=int, default=None, help="due occurrences for the sweep (10,000)")
         parser.add_argument("--repeat", type=int, default=None, help="repetitions of in-process timings")
@@ -341,11 +353,9 @@ class Command(BaseCommand):
                     workers=options["workers"],
                     out=self.stdout.write,
                 )
-            else:
-                result.pages = {}
-                inproc = measure.measure_pages_in_process(repeat=repeat)
-                self.stdout.write(f"  pages in process (no HTTP): {inproc}")
-                result.data["pages_in_process"] = inproc
+            inproc = measure.measure_pages_in_process(repeat=repeat * 2)
+            self.stdout.write(f"  pages in process (no HTTP, no load): {inproc}")
+            result.data["pages_in_process"] = inproc
             result.enrollment = measure.measure_enrollment(repeat=repeat)
             self.stdout.write(f"  enrollment: {result.enrollment}")
             result.adherence = measure.measure_adherence(repeat=max(1, repeat // 2))
