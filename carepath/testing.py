@@ -73,7 +73,7 @@ def choose_services() -> dict[str, Any]:
         raise SystemExit(
             "CI=true and a required service is missing: "
             + "; ".join(unavailable.values())
-            + ". Start it (see README 'Running the tests') - CI never skips service-backed tests."
+            + ". Start it (README, 'Set up') - CI never skips service-backed tests."
         )
     overrides["SERVICES_UNAVAILABLE"] = unavailable
     return overrides
