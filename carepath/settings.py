@@ -205,7 +205,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["pathways.api.permissions.IsActiveStaff"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["pathways.api.filter_backend.FilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Rejects limits above 200 with a 400 instead of silently clamping them.
     "DEFAULT_PAGINATION_CLASS": "pathways.api.pagination.BoundedLimitOffsetPagination",
