@@ -343,6 +343,7 @@ class Command(BaseCommand):
         for scale in scales:
             self.stdout.write(self.style.MIGRATE_HEADING(f"== {scale:,} tasks"))
             fill = bench_fill(tasks=scale, now=timezone.now(), progress=options["progress"])
+            measure.settle()
             result = measure.ScaleResult(tasks=scale)
             result.data = {**measure.data_shape(), "fill_seconds": fill.seconds}
             self.stdout.write(f"  filled in {fill.seconds:.1f} s: {result.data}")
