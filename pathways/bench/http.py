@@ -38,9 +38,13 @@ class LoadResult:
     max_ms: float
     errors: int
     non2xx: int
+    # Set on a summary of several runs (the median of their rates).
+    rps_override: float | None = None
 
     @property
     def rps(self) -> float:
+        if self.rps_override is not None:
+            return self.rps_override
         return self.requests / self.seconds if self.seconds else 0.0
 
 

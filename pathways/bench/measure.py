@@ -114,14 +114,21 @@ def measure_pages(*, seconds: float, connections: int, workers: int, out: Callab
             same = _same_results(api_body, floor_body)
             if not same:
                 out(f"  WARNING: {name}: the floor's JSON differs from the API's")
-            runs: dict[str, LoadResult] = {}
-            for label, path in (("api", api), ("floor", floor)):
+            # Rounds alternate API and floor, and each figure is the median over the rounds: a slow spell of the
+            # shared machine then hits both sides instead of skewing the ratio.
+            rounds: dict[str, list[LoadResult]] = {"api": [], "floor": []}
+            for path in (api, floor):
                 wrk_run(url=base + path, token=token, seconds=min(2, seconds), connections=connections)  # warm-up
-                runs[label] = wrk_run(url=base + path, token=token, seconds=seconds, connections=connections)
-                r = runs[label]
+            for _ in range(ROUNDS):
+                for label, path in (("api", api), ("floor", floor)):
+                    rounds[label].append(
+                        wrk_run(url=base + path, token=token, seconds=seconds, connections=connections)
+                    )
+            runs = {label: _median_result(results) for label, results in rounds.items()}
+            for label, r in runs.items():
                 out(
                     f"  {name:5s} {label:5s}: p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  {r.rps:7.1f} req/s  "
-                    f"({r.requests} requests, {r.errors} errors, {r.non2xx} non-2xx)"
+                    f"(medians of {ROUNDS} rounds; {r.requests} requests, {r.errors} errors, {r.non2xx} non-2xx)"
                 )
             count = json.loads(api_body)["count"]
             results[name] = {
@@ -133,6 +140,24 @@ def measure_pages(*, seconds: float, connections: int, workers: int, out: Callab
                 "ratio_rps": runs["floor"].rps / runs["api"].rps if runs["api"].rps else None,
             }
     return results
+
+
+ROUNDS = 3
+
+
+def _median_result(results: list[LoadResult]) -> LoadResult:
+    """Per-figure medians of several wrk runs; requests and failures are totals."""
+    return LoadResult(
+        requests=sum(r.requests for r in results),
+        seconds=sum(r.seconds for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p90_ms=statistics.median(r.p90_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        max_ms=max(r.max_ms for r in results),
+        errors=sum(r.errors for r in results),
+        non2xx=sum(r.non2xx for r in results),
+        rps_override=statistics.median(r.rps for r in results),
+    )
 
 
 def _same_results(api_body: bytes, floor_body: bytes) -> bool:

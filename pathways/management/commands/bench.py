@@ -115,7 +115,8 @@ def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], o
         f"- Machine: {info['machine']}; load average at the start {info['load']}.",
         f"- Versions: {info['versions']}.",
         f"- HTTP: gunicorn with {options['workers']} sync workers (as compose.yaml), wrk from a second process, "
-        f"{options['connections']} connections, {options['seconds']:g} s per page after a warm-up.",
+        f"{options['connections']} connections; per page 3 rounds of {options['seconds']:g} s alternating API and "
+        "floor after a warm-up, each figure the median of the rounds.",
         "",
         "| Measure | Target | " + " | ".join(head) + " |",
         "|---|---|" + "---|" * len(results),
@@ -301,7 +302,9 @@ class Command(BaseCommand):
         parser.add_argument("--scales", default="10000,100000,1000000", help="task counts, e.g. 10000,100000,1000000")
         parser.add_argument("--quick", action="store_true", help="short runs (smoke test, a first look)")
         parser.add_argument("--no-http", dest="http", action="store_false", help="skip gunicorn/wrk (in-process pages)")
-        parser.add_argument("--seconds", type=float, default=None, help="wrk duration per page (default 10, quick 1)")
+        parser.add_argument(
+            "--seconds", type=float, default=None, help="wrk duration per round and page (3 rounds; default 5, quick 1)"
+        )
         parser.add_argument("--connections", type=int, default=2, help="concurrent wrk connections (2 = the cores)")
         parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (compose.yaml: 3)")
         parser.add_argument("--occurrences", type=int, default=None, help="due occurrences for the sweep (10,000)")
@@ -320,7 +323,7 @@ class Command(BaseCommand):
             )
         scales = _scales(options["scales"])
         quick = options["quick"]
-        seconds = options["seconds"] or (1.0 if quick else 10.0)
+        seconds = options["seconds"] or (1.0 if quick else 5.0)
         occurrences = options["occurrences"] if options["occurrences"] is not None else (500 if quick else 10_000)
         repeat = options["repeat"] or (3 if quick else 10)
         options.update(seconds=seconds)
