@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -343,7 +343,7 @@ def _task_rows(
         )
 
 
-def bench_fill(*, tasks: int, now: dt.datetime, progress: bool = True, out: Callable[[str], Any] = print) -> FillReport:
+def bench_fill(*, tasks: int, now: dt.datetime, progress: bool = True) -> FillReport:
     """Add enrollments (oldest last) with their patients, care teams, schedules, tasks and events until the bench
     sites hold `tasks` tasks. Then ANALYZE (stale statistics on freshly filled tables mislead the planner)."""
     require_postgresql()
