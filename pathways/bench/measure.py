@@ -52,6 +52,7 @@ class ScaleResult:
     enrollment: dict[str, Any] = field(default_factory=dict)
     sweep: dict[str, Any] = field(default_factory=dict)
     adherence: dict[str, Any] = field(default_factory=dict)
+    dashboard: dict[str, Any] = field(default_factory=dict)
 
 
 def _median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> tuple[float, float, float]:
@@ -309,6 +310,24 @@ def measure_adherence(*, repeat: int) -> dict[str, Any]:
             result[f"{group_by}_{label}_ms"] = median
             result[f"tasks_{label}"] = sum(r["due"] + r["cancelled"] for r in holder["rows"])
     return result
+
+
+def measure_dashboard(*, repeat: int) -> dict[str, Any]:
+    """Server time of the dashboard's adherence overview for the auditor (all three sites), default window:
+    the whole request in process (middleware, audit row, both reports, the weekly trends, SVG rendering)."""
+    from django.test import Client
+
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(User.objects.get(username="bench-auditor"))
+    status: list[int] = []
+
+    def run() -> None:
+        status.append(client.get("/dashboard/").status_code)
+
+    median, low, high = _median_ms(run, repeat)
+    if set(status) != {200}:
+        raise RuntimeError(f"the dashboard answered {sorted(set(status))}, not 200")
+    return {"overview_ms": median, "overview_min_ms": low, "overview_max_ms": high}
 
 
 def cleanup_side_data() -> None:
