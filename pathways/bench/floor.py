@@ -30,43 +30,14 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from pathways.api.filters import TaskFilter
 from pathways.api.pagination import MAX_PAGE_SIZE, BoundedLimitOffsetPagination
+from pathways.api.serializers import TaskSerializer
 from pathways.choices import OPEN_TASK_STATUSES
 from pathways.models import Enrollment, Task, TaskTemplate, User
 from pathways.selectors.tasks import task_list, task_queue_for_user
 from pathways.services.audit import MAX_ENTITY_IDS
 
 # The TaskSerializer's fields, in its order (tests/bench compares the floor's JSON with the API's).
-TASK_FIELDS = [
-    "id",
-    "enrollment",
-    "patient",
-    "template",
-    "schedule",
-    "occurrence",
-    "rule_code",
-    "title",
-    "prong",
-    "role",
-    "assignee",
-    "status",
-    "status_before_hold",
-    "hold_until",
-    "priority",
-    "available_at",
-    "due_at",
-    "is_overdue",
-    "blocked_by",
-    "instructions",
-    "started_at",
-    "completed_at",
-    "completed_by",
-    "outcome",
-    "version",
-    "escalation_level",
-    "escalated_at",
-    "created_at",
-    "updated_at",
-]
+TASK_FIELDS = list(TaskSerializer.Meta.fields)
 _OPEN = frozenset(str(s) for s in OPEN_TASK_STATUSES)
 _TOKEN_SQL = (
     'SELECT u."id", u."username", u."is_active" FROM "authtoken_token" t '  # noqa: S105 - SQL, not a secret
