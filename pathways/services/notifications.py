@@ -20,7 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from pathways.choices import NotificationKind, Role
-from pathways.models import CareTeamMember, Enrollment, Notification, Task
+from pathways.errors import NotFound
+from pathways.models import CareTeamMember, Enrollment, Notification, Task, User
 
 logger = logging.getLogger(__name__)
 
@@ -186,3 +187,16 @@ def notification_send_email(*, notification_id: int, now: dt.datetime | None = N
         )
         raise error
     return "sent"
+
+
+@transaction.atomic
+def notification_mark_read(*, notification_id: int, user: User, now: dt.datetime | None = None) -> Notification:
+    """Mark one of the user's notifications read; marking it again keeps the first read time."""
+    try:
+        notification = Notification.objects.select_for_update().get(pk=notification_id, user=user)
+    except Notification.DoesNotExist as exc:
+        raise NotFound(f"notification {notification_id} not found") from exc
+    if notification.read_at is None:
+        notification.read_at = now or timezone.now()
+        notification.save(update_fields=["read_at"])
+    return notification
