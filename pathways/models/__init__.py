@@ -4,7 +4,7 @@ from pathways.models.audit import AuditEvent
 from pathways.models.care import CareTeamMember, Enrollment, EnrollmentEvent, Patient, Site, User
 from pathways.models.clinical import Assessment, Flag, MedicationChange, Observation, RuleFiring
 from pathways.models.security import LoginThrottle
-from pathways.models.tasks import Notification, Schedule, Task, TaskEvent
+from pathways.models.tasks import FirstAction, Notification, Schedule, Task, TaskEvent
 from pathways.models.templates import PathwayTemplate, Rule, TaskTemplate
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "CareTeamMember",
     "Enrollment",
     "EnrollmentEvent",
+    "FirstAction",
     "Flag",
     "LoginThrottle",
     "MedicationChange",

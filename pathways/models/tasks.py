@@ -152,6 +152,39 @@ class Task(models.Model):
         return f"task {self.pk} ({self.status})"
 
 
+class FirstAction(models.Model):
+    """The earliest action time of an enrollment's tasks of one (prong, role, template): the first time such a
+    task was started or completed, `COALESCE(started_at, completed_at)`.
+
+    Derived data, never written by the application: triggers on pathways_task (migration 0006) keep it, lowering
+    `at` when a task of the group is inserted with an action time or is given an earlier one; a later action
+    never raises it. The adherence report's "time from enrolment to first action" aggregates these few rows per
+    enrollment instead of every task. Only action times are watched: the application never deletes a task, moves
+    it to another group or moves its action time later; an out-of-band edit doing so leaves the row as it was.
+    """
+
+    # No index of its own: the unique constraint below leads with enrollment_id and serves the join and the
+    # cascade; one index less for the trigger to maintain.
+    enrollment = models.ForeignKey(
+        "pathways.Enrollment", on_delete=models.CASCADE, related_name="first_actions", db_index=False
+    )
+    prong = models.CharField(max_length=32, choices=Prong.choices)
+    role = models.CharField(max_length=32, choices=Role.choices)
+    # The task's template code; "" for tasks without a template (ad hoc).
+    template_code = models.CharField(max_length=64, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrollment", "prong", "role", "template_code"], name="%(app_label)s_%(class)s_unique_group"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"first action of enrollment {self.enrollment_id} ({self.prong}, {self.role}, {self.template_code})"
+
+
 class TaskEvent(models.Model):
     """Append-only history of a task: creation, assignment, transitions, escalation."""
 
