@@ -22,7 +22,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import sqlite3
+import math
+import random
 from typing import Any
 
 import pytest
@@ -30,12 +31,7 @@ import time_machine
 
 from pathways.choices import Prong, Role, TaskStatus
 from pathways.models import Enrollment, PathwayTemplate, Patient, Task, TaskTemplate, User
-from pathways.selectors.adherence import (
-    SQLITE_PERCENTILE,
-    _SqlitePercentileCont,
-    adherence_by,
-    adherence_window,
-)
+from pathways.selectors.adherence import adherence_by, adherence_window
 from tests.api.conftest import client_for
 from tests.factories import PatientFactory
 
@@ -96,8 +92,8 @@ def dataset(pathway, site, other_site) -> dict[str, Any]:
     _task(e1, prong=wound, role=Role.WOUND_NURSING, due=at(8), status=TaskStatus.CANCELLED)
     _task(e1, prong=oxygen, role=Role.HYPERBARIC_MEDICINE, due=at(25), status=done, done=at(26), started=at(26, 6))
     sts, dn = "sodium-thiosulfate", Role.DIALYSIS_NURSING
-    _task(e2, prong=calcium, role=dn, due=at(10), status=done, done=at(10, 11), started=at(10, 10), template=sts)
-    Task.objects.filter(due_at=at(10), enrollment=e2).update(started_at=at(10, 10) + dt.timedelta(minutes=30))
+    half_past_ten = at(10, 10) + dt.timedelta(minutes=30)
+    _task(e2, prong=calcium, role=dn, due=at(10), status=done, done=at(10, 11), started=half_past_ten, template=sts)
     _task(e2, prong=calcium, role=dn, due=at(12), status=done, done=at(13), template=sts)
     _task(e2, prong=calcium, role=dn, due=at(14), status=TaskStatus.FAILED, template=sts)
     _task(e2, prong=calcium, role=dn, due=at(15), status=done, done=at(15), template="pre-dialysis-labs")
@@ -278,18 +274,81 @@ def test_a_specialist_cannot_read_adherence(dataset, wound_nurse: User) -> None:
     assert client_for(wound_nurse).get("/api/v1/adherence/").status_code == 403
 
 
-def test_the_sqlite_percentile_aggregate_interpolates_like_postgresql() -> None:
-    """The embedded database's fallback gives PostgreSQL's percentile_cont answers (checked above on PG)."""
-    db = sqlite3.connect(":memory:")
-    db.create_aggregate(SQLITE_PERCENTILE, 2, _SqlitePercentileCont)
-    db.execute("CREATE TABLE t (g TEXT, v REAL)")
-    db.executemany("INSERT INTO t VALUES (?, ?)", [("a", 0), ("a", 4), ("b", 0), ("b", 0), ("b", 24), ("c", None)])
-    assert SQLITE_PERCENTILE == "carepath_percentile_cont"
-    rows = db.execute(
-        "SELECT g, carepath_percentile_cont(v, 0.5), carepath_percentile_cont(v, 0.9) FROM t GROUP BY g ORDER BY g"
-    ).fetchall()
-    assert [(g, m, round(p, 6) if p is not None else None) for g, m, p in rows] == [
-        ("a", 2.0, 3.6),
-        ("b", 0.0, 19.2),
-        ("c", None, None),
-    ]
+def percentile_cont(values: list[float], fraction: float) -> float | None:
+    """The textbook definition PostgreSQL's percentile_cont implements: sort, then interpolate linearly at
+    position fraction * (n - 1)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@pytest.fixture
+def lateness_groups(pathway, site) -> dict[str, list[int]]:
+    """Completed tasks with seeded random lateness in whole minutes (0 = on time) in groups of awkward sizes,
+    one role per group; plus open and cancelled tasks, which must not count."""
+    rng = random.Random(20261121)
+    enrollment = _enrol(PatientFactory(site=site), pathway, at(1, 0))
+    roles = [Role.WOUND_NURSING, Role.NEPHROLOGY, Role.DIALYSIS_NURSING, Role.PHARMACY, Role.DERMATOLOGY]
+    sizes = [1, 2, 3, 10, 97]
+    groups: dict[str, list[int]] = {}
+    rows = []
+    for role, size in zip(roles, sizes, strict=True):
+        minutes = [0 if rng.random() < 0.4 else rng.randint(1, 5000) for _ in range(size)]
+        groups[role] = minutes
+        for m in minutes:
+            due = at(rng.randint(2, 28), rng.randint(0, 23))
+            # Seconds inside the minute: lateness counts whole minutes, rounded up.
+            done = (
+                due + dt.timedelta(minutes=m) - dt.timedelta(seconds=rng.randint(1, 59) if m else rng.randint(0, 600))
+            )
+            rows.append((role, due, TaskStatus.COMPLETED, done))
+        rows.append((role, at(3), TaskStatus.REQUESTED, None))
+        rows.append((role, at(4), TaskStatus.CANCELLED, None))
+    Task.objects.bulk_create(
+        Task(
+            enrollment=enrollment, title="synthetic", prong=Prong.SUPPORT, role=role, status=status,
+            available_at=due - dt.timedelta(hours=1), due_at=due, completed_at=done,
+        )
+        for role, due, status, done in rows
+    )  # fmt: skip
+    return groups
+
+
+# Not marked postgres: the histogram SQL runs on either database.
+def test_lateness_percentiles_equal_percentile_cont_over_the_minutes(lateness_groups, auditor: User) -> None:
+    window = adherence_window(start=START, end=AS_OF, now=AS_OF)
+    rows = {row["group"]: row for row in adherence_by(user=auditor, group_by="role", window=window)}
+    assert set(rows) == set(lateness_groups)
+    for role, minutes in lateness_groups.items():
+        row = rows[role]
+        assert row["completed_on_time"] == minutes.count(0)
+        assert row["completed_late"] == len(minutes) - minutes.count(0)
+        for field, fraction in (("lateness_hours_median", 0.5), ("lateness_hours_p90", 0.9)):
+            expected = percentile_cont([m / 60 for m in minutes], fraction)
+            assert expected is not None
+            assert row[field] == round(expected, 2), (role, field)
+
+
+@pytest.mark.postgres
+def test_lateness_percentiles_equal_postgresqls_own_percentile_cont(lateness_groups, auditor: User) -> None:
+    """The same figures from PostgreSQL's percentile_cont over the same minutes (sorting every task)."""
+    from django.db import connection
+
+    window = adherence_window(start=START, end=AS_OF, now=AS_OF)
+    rows = {row["group"]: row for row in adherence_by(user=auditor, group_by="role", window=window)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT role, percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY"
+            " GREATEST(ceiling(date_part('epoch', completed_at - due_at) / 60), 0) / 60)"
+            " FROM pathways_task WHERE status = 'completed' GROUP BY role"
+        )
+        reference = dict(cursor.fetchall())
+    assert set(reference) == set(rows)
+    for role, (median, p90) in reference.items():
+        assert (rows[role]["lateness_hours_median"], rows[role]["lateness_hours_p90"]) == (
+            round(median, 2),
+            round(p90, 2),
+        )
