@@ -352,3 +352,26 @@ def test_lateness_percentiles_equal_postgresqls_own_percentile_cont(lateness_gro
             round(median, 2),
             round(p90, 2),
         )
+
+
+# Not marked postgres: PostgreSQL takes percentile_cont for the first-action median, SQLite the histogram SQL;
+# both must give the textbook answer, ties included.
+def test_first_action_median_per_role_on_random_enrollments(pathway, site, auditor: User) -> None:
+    rng = random.Random(2611)
+    roles = [Role.WOUND_NURSING, Role.NEPHROLOGY, Role.PHARMACY]
+    expected: dict[str, list[float]] = {role: [] for role in roles}
+    for i in range(40):  # 40, 26 and 13 enrollments: even and odd counts
+        enrolled = at(1 + i % 20, i % 24)
+        enrollment = _enrol(PatientFactory(site=site), pathway, enrolled)
+        for role in roles[: 1 + i % 3]:
+            # A few tasks per role; the earliest action counts. Offsets repeat on purpose (ties).
+            offsets = [rng.choice([30, 60, 60, 90, 600, 1440, rng.randint(1, 20000)]) for _ in range(rng.randint(1, 3))]
+            for offset in offsets:
+                acted = enrolled + dt.timedelta(minutes=offset)
+                _task(enrollment, prong=Prong.SUPPORT, role=role, due=acted, status=TaskStatus.COMPLETED, done=acted)
+            expected[role].append(min(offsets) / 60)
+    window = adherence_window(start=START, end=AS_OF, now=AS_OF)
+    rows = {row["group"]: row for row in adherence_by(user=auditor, group_by="role", window=window)}
+    for role, delays in expected.items():
+        assert rows[role]["first_action_enrollments"] == len(delays)
+        assert rows[role]["first_action_hours_median"] == round(percentile_cont(delays, 0.5) or 0, 2), role
