@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import F
+from django.utils import timezone
 
 from pathways.choices import SPECIALIST_ROLES, Role
-from pathways.models import Enrollment, Patient, Site, Task, User
+from pathways.models import Enrollment, FirstAction, Patient, Site, Task, TaskEvent, User
 
 
 def test_seed_demo_creates_sites_users_and_enrolled_patients_and_is_idempotent(pathway) -> None:
@@ -37,6 +40,43 @@ def test_seed_demo_creates_sites_users_and_enrolled_patients_and_is_idempotent(p
     # Every enrollment has a full care team: one member per specialist role plus the coordinator.
     enrollment = Enrollment.objects.first()
     assert set(enrollment.care_team.values_list("role", flat=True)) == set(SPECIALIST_ROLES) | {"coordinator"}
+
+
+def test_seed_demo_works_the_past_so_the_dashboard_has_history(pathway) -> None:
+    """The demo's enrollments are up to three weeks old; their past was worked through the real services, in
+    time order: some tasks on time, some late, some still open (and overdue), none completed in the future."""
+    before = timezone.now()
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "tasks worked between enrolment and now" in out.getvalue()
+    statuses = Counter(Task.objects.values_list("status", flat=True))
+    done = Task.objects.filter(status="completed")
+    on_time = done.filter(completed_at__lte=F("due_at")).count()
+    late = done.filter(completed_at__gt=F("due_at")).count()
+    overdue_open = Task.objects.filter(status="requested", due_at__lt=before).count()
+    assert on_time > late > 0 and overdue_open > 0, (on_time, late, overdue_open)
+    assert statuses["completed"] > statuses["requested"] / 2
+    assert not done.filter(completed_at__gt=timezone.now()).exists()
+    assert not done.filter(completed_at__lt=F("available_at")).exists()
+    # Through the services: claimed, started and completed by someone holding the task's role, with events.
+    task = done.select_related("completed_by").first()
+    assert task.role in task.completed_by.roles or task.role == "coordinator"
+    assert list(
+        TaskEvent.objects.filter(task=task)
+        .exclude(to_status="")
+        .order_by("at", "pk")
+        .values_list("to_status", flat=True)
+    ) == [
+        "requested",
+        "accepted",
+        "in-progress",
+        "completed",
+    ]
+    # The first-action table (kept by the database trigger) has a row for every enrollment that was acted on
+    # (those enrolled just now have nothing due yet).
+    acted = set(Task.objects.filter(started_at__isnull=False).values_list("enrollment_id", flat=True))
+    assert set(FirstAction.objects.values_list("enrollment_id", flat=True)) == acted
+    assert len(acted) >= Enrollment.objects.count() - 4
 
 
 def test_seed_demo_refuses_without_a_loaded_pathway(db) -> None:

@@ -1,4 +1,5 @@
-"""Synthetic demo data: three sites, a user for every role, about 20 enrolled patients. Idempotent."""
+"""Synthetic demo data: three sites, a user for every role, about 20 enrolled patients with up to three weeks of
+worked history. Idempotent."""
 
 from __future__ import annotations
 
@@ -9,9 +10,20 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from pathways.choices import LIVE_ENROLLMENT_STATUSES, SPECIALIST_ROLES, DialysisModality, RiskFactor, Role, Sex
-from pathways.models import Enrollment, Patient, Site, User
+from pathways.choices import (
+    LIVE_ENROLLMENT_STATUSES,
+    SPECIALIST_ROLES,
+    DialysisModality,
+    RiskFactor,
+    Role,
+    Sex,
+    TaskStatus,
+)
+from pathways.errors import DomainError
+from pathways.models import Enrollment, Patient, Site, Task, User
 from pathways.services.enrollment import care_team_add, enrollment_apply
+from pathways.services.scheduling import schedules_materialize_due
+from pathways.services.tasks import task_claim, task_transition
 
 DEMO_PASSWORD = "carepath-demo"  # noqa: S105 - synthetic demo accounts only; printed by seed_demo
 
@@ -56,6 +68,35 @@ RISK_SETS = [
     ["clotting_abnormality"],
 ]
 SESSION_TIMES = [dt.time(6, 30), dt.time(11, 0), dt.time(15, 30)]
+# How the demo's past was worked, per task (chosen from the task id, so a seed is reproducible): hours before
+# (negative) or after the due time at which it was completed, or None for work left open. About two thirds on
+# time, a fifth late, one in eight still open: the dashboard shows a spread, and the first live sweeps escalate
+# only what was really left, not every task of three weeks.
+FATES: list[float | None] = [
+    -6,
+    -3,
+    -2,
+    -1,
+    -1,
+    -0.5,
+    -0.25,
+    -4,
+    -2,
+    -1,
+    -8,
+    -1.5,
+    -3,
+    1,
+    3,
+    6,
+    20,
+    30,
+    None,
+    None,
+    None,
+    None,
+]
+REPLAY_STEP = dt.timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -111,6 +152,7 @@ def demo_seed(
     progress(f"users: {len(logins)} (one per role, a coordinator per site)")
 
     index = 0
+    enrolled: list[Enrollment] = []
     for site in sites:
         for n in range(patients_per_site):
             modality = MODALITIES[index % len(MODALITIES)]
@@ -148,9 +190,55 @@ def demo_seed(
             )
             for role, user in specialists.items():
                 care_team_add(enrollment_id=enrollment.pk, user=user, role=role, actor=coordinator, now=enrolled_at)
+            enrolled.append(enrollment)
             progress(f"  enrolled {patient.mrn} ({'new' if created else 'existing'} patient, {modality})")
+    if enrolled:
+        worked = _replay_history(enrolled, specialists=specialists, coordinators=coordinators, now=now)
+        progress(f"history: {worked} tasks worked between enrolment and now (some on time, some late, some open)")
     progress(
         f"patients: {Patient.objects.count()}, live enrollments: "
         f"{Enrollment.objects.filter(status__in=LIVE_ENROLLMENT_STATUSES).count()}"
     )
     return logins
+
+
+def _replay_history(
+    enrollments: list[Enrollment], *, specialists: dict[str, User], coordinators: dict[str, User], now: dt.datetime
+) -> int:
+    """Work the new enrollments' past as their teams would have, through the real services, in time order: in
+    steps of REPLAY_STEP from the oldest enrolment to `now`, materialize what fell due (as beat would have) and
+    claim, start and complete each task at the time its FATES entry gives. Later occurrences of "after
+    completion" schedules move as they would have, prerequisites release, the first-action table fills.
+    Returns how many tasks were completed."""
+    ids = [e.pk for e in enrollments]
+    site_of = {e.pk: e.patient.site.code for e in Enrollment.objects.filter(pk__in=ids).select_related("patient__site")}
+    moment = min(e.enrolled_at for e in enrollments)
+    completed = 0
+    while moment < now:
+        moment = min(moment + REPLAY_STEP, now)
+        schedules_materialize_due(now=moment)
+        for task in Task.objects.filter(enrollment_id__in=ids, status=TaskStatus.REQUESTED, assignee__isnull=True):
+            fate = FATES[task.pk % len(FATES)]
+            if fate is None:
+                continue
+            done = max(task.due_at + dt.timedelta(hours=fate), task.available_at + dt.timedelta(minutes=30))
+            if done > moment:
+                continue  # not yet: a later step
+            user = specialists.get(task.role) or coordinators[site_of[task.enrollment_id]]
+            try:
+                with transaction.atomic():
+                    task_claim(task_id=task.pk, actor=user, expected_version=None, now=done - dt.timedelta(minutes=20))
+                    task_transition(
+                        task_id=task.pk,
+                        to_status=TaskStatus.IN_PROGRESS,
+                        actor=user,
+                        expected_version=None,
+                        now=done - dt.timedelta(minutes=15),
+                    )
+                    task_transition(
+                        task_id=task.pk, to_status=TaskStatus.COMPLETED, actor=user, expected_version=None, now=done
+                    )
+                completed += 1
+            except DomainError:
+                continue  # e.g. waiting for a prerequisite: left open, as it would have been
+    return completed
