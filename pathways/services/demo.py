@@ -193,7 +193,8 @@ def demo_seed(
             enrolled.append(enrollment)
             progress(f"  enrolled {patient.mrn} ({'new' if created else 'existing'} patient, {modality})")
     if enrolled:
-        worked = _replay_history(enrolled, specialists=specialists, coordinators=coordinators, now=now)
+        by_role = {role.value: user for role, user in specialists.items()}
+        worked = _replay_history(enrolled, specialists=by_role, coordinators=coordinators, now=now)
         progress(f"history: {worked} tasks worked between enrolment and now (some on time, some late, some open)")
     progress(
         f"patients: {Patient.objects.count()}, live enrollments: "
