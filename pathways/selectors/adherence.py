@@ -5,12 +5,14 @@ whatever the number of groups: the counts and the lateness percentiles in one pa
 overdue figures from the open tasks only (a partial index), and the first actions from the small FirstAction
 table. Nothing loops over tasks in Python; Python only divides counts and interpolates between two values.
 
-Percentiles come from a histogram rather than a sort. Times are counted in whole minutes (rounded up), so the
-tasks of a group fall into a few thousand (group, minute) cells; a window function runs a cumulative count over
-the cells and picks the cells at the percentile's positions, exactly as PostgreSQL's percentile_cont would pick
-rows (linear interpolation between the two nearest). A sort of every completed task (percentile_cont) cannot run
-in parallel and took most of a second at a million tasks; the histogram is one more GROUP BY column in a
-statement that runs in parallel anyway. The same SQL runs on PostgreSQL and on the embedded SQLite database.
+Lateness percentiles come from a histogram rather than a sort. Times are counted in whole minutes (rounded up),
+so the tasks of a group fall into a few thousand (group, minute) cells; a window function runs a cumulative count
+over the cells and picks the cells at the percentile's positions, exactly as PostgreSQL's percentile_cont would
+pick rows (linear interpolation between the two nearest). A sort of every completed task (percentile_cont)
+cannot run in parallel and took most of a second at a million tasks; the histogram is one more GROUP BY column
+in a statement that runs in parallel anyway. The same SQL runs on PostgreSQL and on the embedded SQLite
+database. The first-action median is the exception on PostgreSQL (see _first_action): one value per enrollment,
+nearly all distinct, which percentile_cont sorts faster than the window functions walk them.
 """
 
 from __future__ import annotations
