@@ -38,7 +38,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Ceil, Greatest, TruncWeek
+from django.db.models.functions import Ceil, Greatest, NullIf, TruncWeek
 from django.utils import timezone
 
 from pathways.choices import OPEN_TASK_STATUSES, Prong, TaskStatus
@@ -53,8 +53,12 @@ GROUP_FIELDS: dict[str, str] = {
     "template": "template__code",
     "enrollment": "enrollment_id",
 }
-# The same groups on pathways.models.FirstAction (it keeps the template's code, "" for ad hoc tasks).
-FIRST_ACTION_GROUP_FIELDS: dict[str, str] = {**GROUP_FIELDS, "template": "template_code"}
+# The same groups on pathways.models.FirstAction. It keeps the template's code, "" for ad hoc tasks: read as NULL,
+# so that its keys are the task query's keys.
+FIRST_ACTION_GROUP_KEYS: dict[str, Any] = {
+    **{name: F(path) for name, path in GROUP_FIELDS.items()},
+    "template": NullIf("template_code", Value("")),
+}
 DEFAULT_WINDOW = dt.timedelta(days=30)
 MAX_WINDOW = dt.timedelta(days=3 * 366)
 STS_TEMPLATE = "sodium-thiosulfate"
@@ -167,7 +171,7 @@ def _tasks_in_window(user: User, window: Window) -> QuerySet[Task]:
 
 
 def _label(group_by: str, key: Any) -> Any:
-    if group_by == "template" and key in (None, ""):
+    if group_by == "template" and key is None:
         return AD_HOC
     return key
 
@@ -229,9 +233,10 @@ def _fetch(sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
 def _report(qs: QuerySet[Task], keys: list[str]) -> list[dict[str, Any]]:
     """Counts and lateness percentiles per group, in one statement (one pass over the window's tasks)."""
     lateness = Case(When(status=TaskStatus.COMPLETED, then=minutes_late(F("completed_at"), F("due_at"))))
-    cells = qs.values(*keys, minutes=lateness).annotate(**_counts()).order_by()
+    counts = _counts()
+    cells = qs.values(*keys, minutes=lateness).annotate(**counts).order_by()
     cells_sql, params = cells.query.sql_with_params()
-    sums = [f"SUM({name}) AS {name}" for name in _counts() if name != "tasks"]
+    sums = [f"SUM({name}) AS {name}" for name in counts if name != "tasks"]
     sums += [
         "SUM(CASE WHEN minutes = 0 THEN tasks ELSE 0 END) AS completed_on_time",
         "SUM(CASE WHEN minutes > 0 THEN tasks ELSE 0 END) AS completed_late",
@@ -282,7 +287,7 @@ def _first_action(user: User, group_by: str, window: Window) -> dict[Any, dict[s
             enrollment__enrolled_at__gte=window.start,
             enrollment__enrolled_at__lt=window.end,
         )
-        .values("enrollment_id", key=F(FIRST_ACTION_GROUP_FIELDS[group_by]))
+        .values("enrollment_id", key=FIRST_ACTION_GROUP_KEYS[group_by])
         .annotate(minutes=minutes_late(Min("at"), Min("enrollment__enrolled_at")))
         .order_by()
     )
@@ -326,8 +331,7 @@ def adherence_by(*, user: User, group_by: str, window: Window) -> list[dict[str,
         row.update(overdue.get(key, no_overdue))
         row["not_completed"] = row["due"] - row["completed_on_time"] - row["completed_late"]
         row["on_time_rate"] = round(row["completed_on_time"] / row["due"], 4) if row["due"] else None
-        # FirstAction keeps "" for ad hoc tasks where the task table has no template (NULL).
-        row.update(first_action.get("" if key is None and group_by == "template" else key, no_first_action))
+        row.update(first_action.get(key, no_first_action))
         entry: dict[str, Any] = {"group": _label(group_by, key)}
         if group_by == "enrollment":
             entry["patient"] = row.pop("patient")

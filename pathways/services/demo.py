@@ -152,7 +152,7 @@ def demo_seed(
     progress(f"users: {len(logins)} (one per role, a coordinator per site)")
 
     index = 0
-    enrolled: list[Enrollment] = []
+    enrolled: dict[Enrollment, User] = {}  # new enrollments, and the coordinator who works coordinator tasks
     for site in sites:
         for n in range(patients_per_site):
             modality = MODALITIES[index % len(MODALITIES)]
@@ -190,11 +190,11 @@ def demo_seed(
             )
             for role, user in specialists.items():
                 care_team_add(enrollment_id=enrollment.pk, user=user, role=role, actor=coordinator, now=enrolled_at)
-            enrolled.append(enrollment)
+            enrolled[enrollment] = coordinator
             progress(f"  enrolled {patient.mrn} ({'new' if created else 'existing'} patient, {modality})")
     if enrolled:
         by_role = {role.value: user for role, user in specialists.items()}
-        worked = _replay_history(enrolled, specialists=by_role, coordinators=coordinators, now=now)
+        worked = _replay_history(enrolled, specialists=by_role, now=now)
         progress(f"history: {worked} tasks worked between enrolment and now (some on time, some late, some open)")
     progress(
         f"patients: {Patient.objects.count()}, live enrollments: "
@@ -203,16 +203,14 @@ def demo_seed(
     return logins
 
 
-def _replay_history(
-    enrollments: list[Enrollment], *, specialists: dict[str, User], coordinators: dict[str, User], now: dt.datetime
-) -> int:
+def _replay_history(enrollments: dict[Enrollment, User], *, specialists: dict[str, User], now: dt.datetime) -> int:
     """Work the new enrollments' past as their teams would have, through the real services, in time order: in
     steps of REPLAY_STEP from the oldest enrolment to `now`, materialize what fell due (as beat would have) and
     claim, start and complete each task at the time its FATES entry gives. Later occurrences of "after
     completion" schedules move as they would have, prerequisites release, the first-action table fills.
     Returns how many tasks were completed."""
-    ids = [e.pk for e in enrollments]
-    site_of = {e.pk: e.patient.site.code for e in Enrollment.objects.filter(pk__in=ids).select_related("patient__site")}
+    coordinator_of = {e.pk: coordinator for e, coordinator in enrollments.items()}
+    ids = list(coordinator_of)
     moment = min(e.enrolled_at for e in enrollments)
     completed = 0
     while moment < now:
@@ -225,7 +223,7 @@ def _replay_history(
             done = max(task.due_at + dt.timedelta(hours=fate), task.available_at + dt.timedelta(minutes=30))
             if done > moment:
                 continue  # not yet: a later step
-            user = specialists.get(task.role) or coordinators[site_of[task.enrollment_id]]
+            user = specialists.get(task.role) or coordinator_of[task.enrollment_id]
             try:
                 with transaction.atomic():
                     task_claim(task_id=task.pk, actor=user, expected_version=None, now=done - dt.timedelta(minutes=20))
