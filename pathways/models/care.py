@@ -42,13 +42,6 @@ class User(AbstractUser):
     roles = models.JSONField(default=list, blank=True)
     sites = models.ManyToManyField(Site, related_name="staff", blank=True)
 
-    def has_role(self, role: str) -> bool:
-        return role in self.roles
-
-    @property
-    def is_carepath_admin(self) -> bool:
-        return self.is_superuser or Role.ADMIN in self.roles
-
 
 class Patient(models.Model):
     """A (synthetic, in this repository) patient at one site."""

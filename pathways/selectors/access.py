@@ -18,7 +18,6 @@ from pathways.models import (
     Patient,
     Site,
     Task,
-    TaskEvent,
     User,
 )
 
@@ -109,10 +108,6 @@ def scope_tasks_to_claim(user: User) -> QuerySet[Task]:
 def scope_care_team(user: User) -> QuerySet[CareTeamMember]:
     """Care-team memberships (current and past) of the enrollments the user may see."""
     return CareTeamMember.objects.filter(enrollment__in=scope_enrollments(user))
-
-
-def scope_task_events(user: User) -> QuerySet[TaskEvent]:
-    return TaskEvent.objects.filter(task__in=scope_tasks(user))
 
 
 def scope_users(user: User) -> QuerySet[User]:

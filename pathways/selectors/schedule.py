@@ -9,9 +9,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from pathways.choices import OPEN_TASK_STATUSES, RecurrenceKind, ScheduleStatus
+from pathways.domain.recurrence import PatientCalendar, RecurrenceSpec, occurrences_between
 from pathways.models import Enrollment, Schedule, Task
-from pathways.services.recurrence import PatientCalendar, occurrences_between
-from pathways.services.scheduling import calendar_for, spec_for
 
 MAX_PREVIEW_DAYS = 366
 
@@ -39,7 +38,7 @@ def schedule_upcoming_starts(schedule: Schedule, *, cal: PatientCalendar, end: d
     """
     if schedule.status != ScheduleStatus.ACTIVE or schedule.next_due_at is None or schedule.next_due_at >= end:
         return []
-    spec = spec_for(schedule.task_template)
+    spec = RecurrenceSpec.for_template(schedule.task_template)
     if spec.kind in (RecurrenceKind.ONCE, RecurrenceKind.AFTER_COMPLETION):
         return [schedule.next_due_at]
     return occurrences_between(
@@ -70,7 +69,7 @@ def enrollment_upcoming_occurrences(
         .filter(available_at__lt=end)
         .select_related("template")
     ]
-    cal = calendar_for(enrollment.patient)
+    cal = PatientCalendar.for_patient(enrollment.patient)
     schedules = Schedule.objects.filter(
         enrollment=enrollment, status=ScheduleStatus.ACTIVE, next_due_at__isnull=False, next_due_at__lt=end
     ).select_related("task_template")

@@ -26,9 +26,9 @@ from pathways.choices import (
     RiskMedication,
     TemplateStatus,
 )
+from pathways.domain.recurrence import RecurrenceSpec, parse_hhmm, validate_spec
 from pathways.errors import ContentError
 from pathways.models import PathwayTemplate, Rule, TaskTemplate
-from pathways.services.recurrence import RecurrenceSpec, parse_hhmm, validate_spec
 
 Problem = tuple[str, str, str, str]  # (file, code, field, message)
 

@@ -20,6 +20,14 @@ from pathways.choices import (
     TaskStatus,
     TemplateStatus,
 )
+from pathways.domain.applicability import template_applies
+from pathways.domain.recurrence import (
+    PatientCalendar,
+    RecurrenceSpec,
+    first_occurrence,
+    occurrence_after,
+    occurrences_between,
+)
 from pathways.errors import AlreadyEnrolled, Conflict, IllegalTransition, InvalidInput, NotFound, NotPermitted
 from pathways.models import (
     CareTeamMember,
@@ -29,23 +37,11 @@ from pathways.models import (
     Patient,
     Schedule,
     Task,
-    TaskTemplate,
     User,
 )
 from pathways.selectors.access import can_enroll_patient, can_manage_enrollment
-from pathways.services.recurrence import first_occurrence, occurrence_after, occurrences_between
-from pathways.services.scheduling import calendar_for, schedules_materialize, spec_for
+from pathways.services.scheduling import schedules_materialize
 from pathways.services.tasks import task_transition
-
-
-def template_applies(template: TaskTemplate, patient: Patient) -> bool:
-    """Does a template's applicability condition hold for this patient (as recorded at enrollment)?"""
-    condition = template.applies_if or {}
-    modalities = condition.get("dialysis_modality")
-    if modalities and patient.dialysis_modality not in modalities:
-        return False
-    medications = condition.get("medications_any")
-    return not (medications and not set(medications) & set(patient.risk_medications or []))
 
 
 def _record(
@@ -119,7 +115,7 @@ def enrollment_apply(
     except IntegrityError as exc:  # a concurrent enrollment won the race; the constraint decides
         raise AlreadyEnrolled(f"patient {patient.pk} already has a live {pathway.slug} enrollment") from exc
 
-    cal = calendar_for(patient)
+    cal = PatientCalendar.for_patient(patient)
     applied, skipped = [], []
     schedules = []
     for template in pathway.task_templates.all():
@@ -129,7 +125,7 @@ def enrollment_apply(
             skipped.append(template.code)
             continue
         applied.append(template.code)
-        first = first_occurrence(spec_for(template), anchor=now, cal=cal)
+        first = first_occurrence(RecurrenceSpec.for_template(template), anchor=now, cal=cal)
         schedules.append(
             Schedule(
                 enrollment=enrollment,
@@ -186,8 +182,8 @@ def enrollment_hold(
 
 def schedule_resume(schedule: Schedule, *, now: dt.datetime) -> int:
     """Resume one paused schedule from now; returns how many occurrences were missed (recorded, not backfilled)."""
-    spec = spec_for(schedule.task_template)
-    cal = calendar_for(schedule.enrollment.patient)
+    spec = RecurrenceSpec.for_template(schedule.task_template)
+    cal = PatientCalendar.for_patient(schedule.enrollment.patient)
     missed = 0
     if schedule.next_due_at is not None and schedule.next_due_at < now:
         if spec.is_recurring and spec.kind != RecurrenceKind.AFTER_COMPLETION:

@@ -19,10 +19,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from pathways.choices import LIVE_ENROLLMENT_STATUSES, DerivedCode, Finding, ObservationCode, TaskStatus
+from pathways.domain import units
 from pathways.errors import IllegalTransition, InvalidInput, NotFound, NotPermitted
 from pathways.models import Assessment, Enrollment, Flag, Observation, RuleFiring, Task, User
 from pathways.selectors.access import is_admin, is_coordinator, scope_enrollments, scope_tasks, specialist_roles
-from pathways.services import units
+from pathways.services.rules import RuleTrigger, rules_evaluate
 from pathways.services.tasks import task_transition
 
 logger = logging.getLogger(__name__)
@@ -222,8 +223,6 @@ def clinical_data_record(
 
     The caller holds the transaction and the enrollment lock (enrollment_for_clinical_write).
     """
-    from pathways.services.rules import RuleTrigger, rules_evaluate
-
     findings = _check_findings(findings)
     if not values and not findings:
         raise InvalidInput("nothing to record: give at least one value or finding", fields={"values": ["required"]})

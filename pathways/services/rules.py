@@ -53,14 +53,9 @@ from pathways.models import (
     User,
 )
 from pathways.selectors.access import can_manage_enrollment, is_admin
-from pathways.services.tasks import (
-    NewTask,
-    new_task_from_template,
-    task_hold,
-    task_resume,
-    task_transition,
-    tasks_create,
-)
+from pathways.services.enrollment import schedule_resume
+from pathways.services.task_creation import NewTask, new_task_from_template, tasks_create
+from pathways.services.tasks import task_hold, task_resume, task_transition
 
 logger = logging.getLogger(__name__)
 
@@ -420,8 +415,6 @@ def schedule_release_hold(
 
     Held occurrences still ahead are resumed; those whose window passed during the hold are cancelled.
     """
-    from pathways.services.enrollment import schedule_resume
-
     now = now or timezone.now()
     try:
         schedule = (

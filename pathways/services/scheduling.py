@@ -36,7 +36,9 @@ from pathways.choices import (
     TaskEventKind,
     TaskStatus,
 )
-from pathways.models import CareTeamMember, Notification, Patient, Schedule, Task, TaskEvent, TaskTemplate, User
+from pathways.domain.recurrence import PatientCalendar, RecurrenceSpec, occurrence_after
+from pathways.domain.recurrence import next_after_completion as _next_after_completion
+from pathways.models import CareTeamMember, Notification, Schedule, Task, TaskEvent, TaskTemplate, User
 from pathways.services.notifications import (
     NotificationDraft,
     Recipients,
@@ -44,9 +46,7 @@ from pathways.services.notifications import (
     recipients_for,
     task_message,
 )
-from pathways.services.recurrence import DEFAULT_SESSION_TIME, PatientCalendar, RecurrenceSpec, occurrence_after
-from pathways.services.recurrence import next_after_completion as _next_after_completion
-from pathways.services.tasks import NewTask, new_task_from_template, tasks_create
+from pathways.services.task_creation import NewTask, new_task_from_template, tasks_create
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +54,6 @@ logger = logging.getLogger(__name__)
 WORKABLE_STATUSES = (TaskStatus.REQUESTED, TaskStatus.ACCEPTED, TaskStatus.IN_PROGRESS)
 
 _SCHEDULE_FIELDS = ["occurrences_made", "next_due_at", "status", "finished_at", "updated_at"]
-
-
-def spec_for(template: TaskTemplate) -> RecurrenceSpec:
-    return RecurrenceSpec.from_fields(
-        kind=template.recurrence_kind, first_due=template.first_due, recurrence=template.recurrence
-    )
-
-
-def calendar_for(patient: Patient) -> PatientCalendar:
-    return PatientCalendar(
-        tz=patient.site.tzinfo,
-        dialysis_days=tuple(patient.dialysis_days or ()),
-        session_time=patient.dialysis_session_time or DEFAULT_SESSION_TIME,
-    )
 
 
 def _setting(name: str) -> int:
@@ -108,8 +94,8 @@ def _plan(
 ) -> list[NewTask]:
     """The occurrences of one schedule that start at or before `until`; moves the schedule object on (unsaved)."""
     template = schedule.task_template
-    spec = spec_for(template)
-    cal = calendar_for(schedule.enrollment.patient)
+    spec = RecurrenceSpec.for_template(template)
+    cal = PatientCalendar.for_patient(schedule.enrollment.patient)
     pending: list[NewTask] = []
     while schedule.next_due_at is not None and schedule.next_due_at <= until and len(pending) < max_occurrences:
         schedule.occurrences_made += 1
@@ -367,7 +353,7 @@ def schedule_on_task_completed(*, schedule_id: int, completed_at: dt.datetime) -
     schedule = _lock_schedule(schedule_id)
     schedule.last_completed_at = completed_at
     fields = ["last_completed_at", "updated_at"]
-    spec = spec_for(schedule.task_template)
+    spec = RecurrenceSpec.for_template(schedule.task_template)
     if spec.kind == RecurrenceKind.AFTER_COMPLETION and schedule.status != ScheduleStatus.FINISHED:
         fields += _move_after_completion(schedule, spec=spec, moment=completed_at)
     schedule.save(update_fields=fields)
@@ -383,7 +369,7 @@ def schedule_on_task_closed(*, schedule_id: int, occurrence: int | None, closed_
     latest occurrence counts: closing an older one changes nothing. Other kinds keep their calendar.
     """
     schedule = _lock_schedule(schedule_id)
-    spec = spec_for(schedule.task_template)
+    spec = RecurrenceSpec.for_template(schedule.task_template)
     if (
         spec.kind != RecurrenceKind.AFTER_COMPLETION
         or schedule.status == ScheduleStatus.FINISHED
@@ -399,7 +385,7 @@ def _move_after_completion(schedule: Schedule, *, spec: RecurrenceSpec, moment: 
     upcoming = _next_after_completion(
         spec,
         anchor=schedule.anchor_at,
-        cal=calendar_for(schedule.enrollment.patient),
+        cal=PatientCalendar.for_patient(schedule.enrollment.patient),
         completed_at=moment,
         made=schedule.occurrences_made,
     )

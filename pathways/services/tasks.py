@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -12,8 +10,10 @@ from django.utils import timezone
 
 from pathways.choices import OPEN_TASK_STATUSES, TaskEventKind, TaskStatus
 from pathways.errors import IllegalTransition, InvalidInput, NotFound, NotPermitted, StaleVersion
-from pathways.models import Task, TaskEvent, TaskTemplate, User
+from pathways.models import Task, TaskEvent, User
 from pathways.selectors.access import can_act_on_task
+from pathways.services.notifications import notify_task_assigned
+from pathways.services.scheduling import schedule_on_task_closed, schedule_on_task_completed
 
 S = TaskStatus
 
@@ -144,12 +144,8 @@ def _apply_change(
     if to_status == S.COMPLETED:
         _after_completion(task, now=now, actor=actor)
     elif to_status in _CLOSED_UNDONE and from_status in OPEN_TASK_STATUSES and task.schedule_id is not None:
-        from pathways.services.scheduling import schedule_on_task_closed
-
         schedule_on_task_closed(schedule_id=task.schedule_id, occurrence=task.occurrence, closed_at=now)
     if assignee is not _UNSET and assignee is not None and assignee != actor and task.assignee_id == assignee.pk:
-        from pathways.services.notifications import notify_task_assigned
-
         notify_task_assigned(task=task, now=now)
     return task
 
@@ -160,8 +156,6 @@ _CLOSED_UNDONE = frozenset({S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR})
 
 def _after_completion(task: Task, *, now: dt.datetime, actor: User | None) -> None:
     """Completion moves an after-completion schedule and releases tasks waiting for this template."""
-    from pathways.services.scheduling import schedule_on_task_completed
-
     if task.schedule_id is not None:
         schedule_on_task_completed(schedule_id=task.schedule_id, completed_at=now)
     if task.template is None:
@@ -340,124 +334,4 @@ def task_unclaim(*, task_id: int, actor: User, expected_version: int | None, now
         to_status=to_status,
         assignee=None,
         now=now,
-    )
-
-
-@dataclass(frozen=True)
-class NewTask:
-    """What a new task needs besides its enrollment; built from a template or ad hoc."""
-
-    title: str
-    prong: str
-    role: str
-    priority: str
-    available_at: dt.datetime
-    due_at: dt.datetime
-    template: TaskTemplate | None = None
-    schedule_id: int | None = None
-    occurrence: int | None = None
-    rule_code: str = ""
-    instructions: str = ""
-    blocked_by: tuple[str, ...] = ()
-    # Set when one tasks_create call spans enrollments (the materializer sweep); else the call's enrollment_id.
-    enrollment_id: int | None = None
-
-
-def tasks_create(
-    *,
-    enrollment_id: int | None = None,
-    new_tasks: Iterable[NewTask],
-    actor: User | None,
-    reason: str = "",
-    now: dt.datetime | None = None,
-) -> list[Task]:
-    """Create tasks (in role pools, unassigned) with their 'created' events, in bulk. Caller holds the transaction.
-
-    A scheduled occurrence that already exists violates the unique (schedule, occurrence) constraint and
-    raises IntegrityError: callers that may race run this inside a savepoint.
-    """
-    now = now or timezone.now()
-    rows = [
-        Task(
-            enrollment_id=_enrollment_of(n, enrollment_id),
-            template=n.template,
-            schedule_id=n.schedule_id,
-            occurrence=n.occurrence,
-            rule_code=n.rule_code,
-            title=n.title,
-            prong=n.prong,
-            role=n.role,
-            priority=n.priority,
-            available_at=n.available_at,
-            due_at=n.due_at,
-            blocked_by=list(n.blocked_by),
-            instructions=n.instructions,
-        )
-        for n in new_tasks
-    ]
-    if not rows:
-        return []
-    created = Task.objects.bulk_create(rows)
-    TaskEvent.objects.bulk_create(
-        TaskEvent(
-            task=t,
-            kind=TaskEventKind.CREATED,
-            at=now,
-            actor=actor,
-            to_status=t.status,
-            reason=reason,
-            data={
-                "template": t.template.code if t.template else None,
-                "occurrence": t.occurrence,
-                "rule": t.rule_code or None,
-                "blocked_by": t.blocked_by,
-            },
-        )
-        for t in created
-    )
-    return created
-
-
-def _enrollment_of(new: NewTask, default: int | None) -> int:
-    enrollment_id = new.enrollment_id or default
-    if enrollment_id is None:
-        raise ValueError("tasks_create needs an enrollment_id, on the call or on every NewTask")
-    return enrollment_id
-
-
-def new_task_from_template(
-    template: TaskTemplate,
-    *,
-    available_at: dt.datetime,
-    completed_codes: set[str],
-    schedule_id: int | None = None,
-    occurrence: int | None = None,
-    priority: str | None = None,
-    due_within_hours: int | None = None,
-    rule_code: str = "",
-) -> NewTask:
-    """A NewTask for one occurrence of a template, waiting on any prerequisite not yet completed."""
-    window = dt.timedelta(hours=due_within_hours or template.due_within_hours)
-    return NewTask(
-        title=template.title,
-        prong=template.prong,
-        role=template.role,
-        priority=priority or template.priority,
-        available_at=available_at,
-        due_at=available_at + window,
-        template=template,
-        schedule_id=schedule_id,
-        occurrence=occurrence,
-        rule_code=rule_code,
-        instructions=template.instructions,
-        blocked_by=tuple(c for c in template.prerequisites if c not in completed_codes),
-    )
-
-
-def completed_template_codes(enrollment_id: int) -> set[str]:
-    """Codes of the templates with at least one completed task in the enrollment (for prerequisites)."""
-    return set(
-        Task.objects.filter(enrollment_id=enrollment_id, status=S.COMPLETED, template__isnull=False)
-        .values_list("template__code", flat=True)
-        .distinct()
     )

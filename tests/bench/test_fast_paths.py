@@ -12,7 +12,7 @@ from pathways.api.serializers import TaskSerializer
 from pathways.bench.data import bench_fill
 from pathways.models import PathwayTemplate, Task
 from pathways.selectors.tasks import task_list
-from pathways.services.tasks import NewTask, tasks_create
+from pathways.services.task_creation import NewTask, tasks_create
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]

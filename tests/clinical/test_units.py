@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from pathways.domain.units import QUANTITIES, normalize
 from pathways.errors import InvalidInput
-from pathways.services.units import QUANTITIES, normalize
 
 
 @pytest.mark.parametrize(

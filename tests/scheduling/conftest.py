@@ -57,9 +57,8 @@ def schedule_of(enrollment: Enrollment, code: str) -> Schedule:
 def custom_schedule(db: None) -> Callable[..., Schedule]:
     """A schedule for an ad-hoc template (kinds and bounds the shipped pathway does not use) on an enrollment."""
     from pathways.choices import Prong, Role, ScheduleStatus, TemplateStatus
+    from pathways.domain.recurrence import PatientCalendar, RecurrenceSpec, first_occurrence
     from pathways.models import TaskTemplate
-    from pathways.services.recurrence import first_occurrence
-    from pathways.services.scheduling import calendar_for, spec_for
 
     def _make(enrollment: Enrollment, *, code: str, kind: str, first_due: dict, recurrence: dict) -> Schedule:
         test_pathway, _ = PathwayTemplate.objects.get_or_create(
@@ -77,7 +76,9 @@ def custom_schedule(db: None) -> Callable[..., Schedule]:
             recurrence=recurrence,
         )
         anchor = enrollment.enrolled_at
-        first = first_occurrence(spec_for(template), anchor=anchor, cal=calendar_for(enrollment.patient))
+        first = first_occurrence(
+            RecurrenceSpec.for_template(template), anchor=anchor, cal=PatientCalendar.for_patient(enrollment.patient)
+        )
         return Schedule.objects.create(
             enrollment=enrollment,
             task_template=template,

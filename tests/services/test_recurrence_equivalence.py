@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pathways.choices import RecurrenceKind
-from pathways.services.recurrence import (
+from pathways.domain.recurrence import (
     PatientCalendar,
     RecurrenceSpec,
     _iter_from,

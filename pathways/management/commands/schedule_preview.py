@@ -9,9 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from pathways.choices import OPEN_TASK_STATUSES, RecurrenceKind, ScheduleStatus
+from pathways.domain.recurrence import PatientCalendar, RecurrenceSpec
 from pathways.models import Enrollment, Schedule, Task
 from pathways.selectors.schedule import schedule_upcoming_starts
-from pathways.services.scheduling import calendar_for, spec_for
 
 
 class Command(BaseCommand):
@@ -41,11 +41,11 @@ class Command(BaseCommand):
             f"enrollment {enrollment.pk} ({enrollment.status}), site {enrollment.patient.site.code} "
             f"({tz.key}), next {options['days']} days"
         )
-        cal = calendar_for(enrollment.patient)
+        cal = PatientCalendar.for_patient(enrollment.patient)
         schedules = Schedule.objects.filter(enrollment=enrollment).select_related("task_template")
         for schedule in schedules:
             template = schedule.task_template
-            spec = spec_for(template)
+            spec = RecurrenceSpec.for_template(template)
             open_tasks = Task.objects.filter(schedule=schedule, status__in=OPEN_TASK_STATUSES, available_at__lt=end)
             lines = [f"{fmt(t.available_at)}  (task {t.pk}, {t.status})" for t in open_tasks.order_by("available_at")]
             upcoming = schedule_upcoming_starts(schedule, cal=cal, end=end)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from dateutil import rrule
 
 from pathways.choices import RecurrenceKind
+
+if TYPE_CHECKING:
+    from pathways.models import Patient, TaskTemplate
 
 DEFAULT_SESSION_TIME = dt.time(7, 0)
 
@@ -49,6 +53,13 @@ class RecurrenceSpec:
             until_day=recurrence.get("until_day"),
         )
 
+    @classmethod
+    def for_template(cls, template: TaskTemplate) -> RecurrenceSpec:
+        """The spec of a stored TaskTemplate (its recurrence_kind, first_due and recurrence fields)."""
+        return cls.from_fields(
+            kind=template.recurrence_kind, first_due=template.first_due, recurrence=template.recurrence
+        )
+
     @property
     def is_scheduled(self) -> bool:
         return self.kind != RecurrenceKind.ON_TRIGGER
@@ -65,6 +76,15 @@ class PatientCalendar:
     tz: ZoneInfo
     dialysis_days: tuple[int, ...] = ()
     session_time: dt.time = DEFAULT_SESSION_TIME
+
+    @classmethod
+    def for_patient(cls, patient: Patient) -> PatientCalendar:
+        """The calendar of a stored Patient: its site's timezone, dialysis days and session time."""
+        return cls(
+            tz=patient.site.tzinfo,
+            dialysis_days=tuple(patient.dialysis_days or ()),
+            session_time=patient.dialysis_session_time or DEFAULT_SESSION_TIME,
+        )
 
 
 def parse_hhmm(value: str) -> dt.time:

@@ -115,10 +115,6 @@ def canonical_unit(code: str) -> str:
     return QUANTITIES[code].canonical
 
 
-def accepted_units(code: str) -> list[str]:
-    return list(QUANTITIES[code].units)
-
-
 def resolve_unit(code: str, unit: str | None) -> str:
     """The accepted unit that `unit` spells, or InvalidInput naming the accepted ones."""
     quantity = QUANTITIES[code]
