@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_htmx",
     "pathways",
 ]
 
@@ -49,6 +50,8 @@ MIDDLEWARE = [
     # Request ids, and one AuditEvent per API/dashboard request in the request's transaction (docs/audit.md).
     "pathways.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # request.htmx: the workspace answers htmx requests with the changed fragment only (docs/workspace.md).
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

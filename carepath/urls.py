@@ -16,6 +16,8 @@ urlpatterns = [
     path("api/v1/", include("pathways.api.urls")),
     path("admin/", admin.site.urls),
     path("dashboard/", include("pathways.web.urls")),
+    # The clinicians' workspace: My work, patients, enrollments, the assignment board (docs/workspace.md).
+    path("", include("pathways.web.workspace_urls")),
     # The dashboard's login goes through the same lockout and audit as the API's token login.
     path("accounts/login/", DashboardLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
