@@ -11,7 +11,7 @@ import smtplib
 from celery import shared_task
 
 from pathways.services.notifications import notification_send_email
-from pathways.services.scheduling import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
+from pathways.services.sweeps import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
 
 # Stop starting batches well inside CELERY_TASK_SOFT_TIME_LIMIT (240 s); the next tick continues.
 SWEEP_BUDGET_SECONDS = 50.0

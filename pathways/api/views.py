@@ -44,9 +44,9 @@ from pathways.selectors.schedule import MAX_PREVIEW_DAYS, enrollment_upcoming_oc
 from pathways.selectors.tasks import task_list, task_queue_for_user
 from pathways.services import enrollment as enrollment_services
 from pathways.services import tasks as task_services
+from pathways.services.enrollment import schedule_release_hold
 from pathways.services.notifications import notification_mark_read
 from pathways.services.patients import patient_create
-from pathways.services.rules import schedule_release_hold
 
 
 def _validated(serializer_class: type[BaseSerializer], request: Request) -> dict[str, Any]:

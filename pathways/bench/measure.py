@@ -27,7 +27,7 @@ from pathways.choices import OPEN_TASK_STATUSES, EnrollmentStatus, Role
 from pathways.models import Enrollment, Patient, Schedule, Site, Task, User
 from pathways.selectors.adherence import Window, adherence_by, adherence_window
 from pathways.services.enrollment import enrollment_apply
-from pathways.services.scheduling import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
+from pathways.services.sweeps import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
 
 # The pages under load: a wound nurse's queue, and a coordinator's "overdue wound care" task list.
 QUEUE_USER = "bench-1-wound_nursing-0"

@@ -22,7 +22,7 @@ from pathways.choices import (
 from pathways.errors import DomainError
 from pathways.models import Enrollment, Patient, Site, Task, User
 from pathways.services.enrollment import care_team_add, enrollment_apply
-from pathways.services.scheduling import schedules_materialize_due
+from pathways.services.sweeps import schedules_materialize_due
 from pathways.services.tasks import task_claim, task_transition
 
 DEMO_PASSWORD = "carepath-demo"  # noqa: S105 - synthetic demo accounts only; printed by seed_demo

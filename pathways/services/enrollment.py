@@ -1,8 +1,10 @@
-"""Enrollment writes: applying a pathway to a patient, the enrollment lifecycle, and care teams."""
+"""Enrollment writes: applying a pathway to a patient, the enrollment lifecycle, care teams, and releasing a
+safety hold (which, like an enrollment resume, restarts a schedule and its held tasks together)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -16,18 +18,12 @@ from pathways.choices import (
     EnrollmentStatus,
     RecurrenceKind,
     Role,
+    RuleOutcome,
     ScheduleStatus,
     TaskStatus,
     TemplateStatus,
 )
 from pathways.domain.applicability import template_applies
-from pathways.domain.recurrence import (
-    PatientCalendar,
-    RecurrenceSpec,
-    first_occurrence,
-    occurrence_after,
-    occurrences_between,
-)
 from pathways.errors import AlreadyEnrolled, Conflict, IllegalTransition, InvalidInput, NotFound, NotPermitted
 from pathways.models import (
     CareTeamMember,
@@ -35,13 +31,23 @@ from pathways.models import (
     EnrollmentEvent,
     PathwayTemplate,
     Patient,
+    RuleFiring,
     Schedule,
     Task,
     User,
 )
-from pathways.selectors.access import can_enroll_patient, can_manage_enrollment
-from pathways.services.scheduling import schedules_materialize
-from pathways.services.tasks import task_transition
+from pathways.selectors.access import can_enroll_patient, can_manage_enrollment, is_admin
+from pathways.services.schedules import (
+    schedule_clear_safety_hold,
+    schedule_lock,
+    schedule_resume,
+    schedules_finish,
+    schedules_pause,
+    schedules_start,
+)
+from pathways.services.tasks import task_resume, task_transition
+
+logger = logging.getLogger(__name__)
 
 
 def _record(
@@ -115,9 +121,7 @@ def enrollment_apply(
     except IntegrityError as exc:  # a concurrent enrollment won the race; the constraint decides
         raise AlreadyEnrolled(f"patient {patient.pk} already has a live {pathway.slug} enrollment") from exc
 
-    cal = PatientCalendar.for_patient(patient)
-    applied, skipped = [], []
-    schedules = []
+    applied, skipped, scheduled = [], [], []
     for template in pathway.task_templates.all():
         if template.recurrence_kind == RecurrenceKind.ON_TRIGGER:
             continue
@@ -125,23 +129,8 @@ def enrollment_apply(
             skipped.append(template.code)
             continue
         applied.append(template.code)
-        first = first_occurrence(RecurrenceSpec.for_template(template), anchor=now, cal=cal)
-        schedules.append(
-            Schedule(
-                enrollment=enrollment,
-                task_template=template,
-                anchor_at=now,
-                next_due_at=first,
-                status=ScheduleStatus.ACTIVE if first else ScheduleStatus.FINISHED,
-                finished_at=None if first else now,
-            )
-        )
-    Schedule.objects.bulk_create(schedules)
-    # Day-0 work (occurrences due now) becomes tasks at once, in one batch (the same bulk inserts whatever the
-    # template count, so enrolling costs a fixed number of queries); the sweep picks up the rest.
-    for schedule in schedules:
-        schedule.enrollment = enrollment
-    schedules_materialize(schedules=schedules, until=now, now=now, actor=actor)
+        scheduled.append(template)
+    schedules_start(enrollment=enrollment, templates=scheduled, actor=actor, now=now)
     if coordinator is not None:
         CareTeamMember.objects.create(enrollment=enrollment, user=coordinator, role=Role.COORDINATOR, period_start=now)
     _record(
@@ -173,59 +162,9 @@ def enrollment_hold(
         raise InvalidInput("a reason is required to put an enrollment on hold", fields={"reason": ["required"]})
     enrollment.status, enrollment.held_at = EnrollmentStatus.ON_HOLD, now
     enrollment.save(update_fields=["status", "held_at"])
-    paused = Schedule.objects.filter(enrollment=enrollment, status=ScheduleStatus.ACTIVE).update(
-        status=ScheduleStatus.PAUSED, paused_at=now, updated_at=now
-    )
+    paused = schedules_pause(enrollment=enrollment, now=now)
     _record(enrollment, EnrollmentEventKind.HELD, actor=actor, at=now, reason=reason, data={"schedules_paused": paused})
     return enrollment
-
-
-def schedule_resume(schedule: Schedule, *, now: dt.datetime) -> int:
-    """Resume one paused schedule from now; returns how many occurrences were missed (recorded, not backfilled)."""
-    spec = RecurrenceSpec.for_template(schedule.task_template)
-    cal = PatientCalendar.for_patient(schedule.enrollment.patient)
-    missed = 0
-    if schedule.next_due_at is not None and schedule.next_due_at < now:
-        if spec.is_recurring and spec.kind != RecurrenceKind.AFTER_COMPLETION:
-            missed = len(
-                occurrences_between(
-                    spec,
-                    anchor=schedule.anchor_at,
-                    cal=cal,
-                    start=schedule.next_due_at,
-                    end=now,
-                    made=schedule.occurrences_made,
-                )
-            )
-            following = occurrence_after(
-                spec,
-                anchor=schedule.anchor_at,
-                cal=cal,
-                after=now - dt.timedelta(microseconds=1),
-                made=schedule.occurrences_made,
-            )
-            schedule.next_due_at = following
-        else:
-            # One-off and after-completion work is not lost to a hold: it is due from now.
-            schedule.next_due_at = now
-    schedule.skipped_occurrences += missed
-    schedule.paused_at, schedule.pause_reason = None, ""
-    if schedule.next_due_at is None:
-        schedule.status, schedule.finished_at = ScheduleStatus.FINISHED, now
-    else:
-        schedule.status = ScheduleStatus.ACTIVE
-    schedule.save(
-        update_fields=[
-            "next_due_at",
-            "skipped_occurrences",
-            "paused_at",
-            "pause_reason",
-            "status",
-            "finished_at",
-            "updated_at",
-        ]
-    )
-    return missed
 
 
 @transaction.atomic
@@ -280,11 +219,7 @@ def _end(
             data={"by": actor.pk if actor else None},
             now=now,
         )
-    finished = (
-        Schedule.objects.filter(enrollment=enrollment)
-        .exclude(status=ScheduleStatus.FINISHED)
-        .update(status=ScheduleStatus.FINISHED, finished_at=now, next_due_at=None, updated_at=now)
-    )
+    finished = schedules_finish(enrollment=enrollment, now=now)
     _record(
         enrollment,
         kind,
@@ -379,3 +314,59 @@ def care_team_end(*, membership_id: int, actor: User | None, now: dt.datetime | 
         data={"member": member.pk, "user": member.user_id, "role": member.role},
     )
     return member
+
+
+# --- releasing a safety hold ---------------------------------------------------------------------------
+
+
+def _may_release(actor: User | None, enrollment: Enrollment) -> bool:
+    if actor is None or is_admin(actor) or can_manage_enrollment(actor, enrollment):
+        return True
+    # The nephrologist on the team decides when a held treatment can restart.
+    return CareTeamMember.objects.filter(
+        enrollment=enrollment, user=actor, role=Role.NEPHROLOGY, period_end__isnull=True
+    ).exists()
+
+
+@transaction.atomic
+def schedule_release_hold(
+    *, schedule_id: int, actor: User | None, reason: str = "", now: dt.datetime | None = None
+) -> Schedule:
+    """A clinician releases a schedule a safety rule held: it continues from now (missed sessions are not given).
+
+    Held occurrences still ahead are resumed; those whose window passed during the hold are cancelled.
+    """
+    now = now or timezone.now()
+    schedule = schedule_lock(schedule_id)
+    enrollment = schedule.enrollment
+    if not _may_release(actor, enrollment):
+        raise NotPermitted("only the team's nephrologist or a coordinator can release a safety hold")
+    if not schedule.pause_reason:
+        raise IllegalTransition("this schedule is not held by a safety rule")
+    held_by = schedule.pause_reason
+    if enrollment.status == EnrollmentStatus.ON_HOLD:
+        # The enrollment's own hold still applies; enrollment_resume will restart it.
+        schedule_clear_safety_hold(schedule=schedule)
+    else:
+        schedule_resume(schedule, now=now)
+    held_ids = [
+        pk
+        for data in RuleFiring.objects.filter(schedule=schedule, outcome=RuleOutcome.SCHEDULE_HELD).values_list(
+            "data", flat=True
+        )
+        for pk in data.get("held_tasks", [])
+    ]
+    for task in Task.objects.filter(pk__in=held_ids, status=TaskStatus.ON_HOLD):
+        if task.due_at > now:
+            task_resume(task_id=task.pk, actor=None, expected_version=None, now=now)
+        else:
+            task_transition(
+                task_id=task.pk,
+                to_status=TaskStatus.CANCELLED,
+                actor=None,
+                expected_version=None,
+                reason=f"its time passed while {held_by}",
+                now=now,
+            )
+    logger.info("safety hold released: schedule=%s by user=%s", schedule.pk, actor.pk if actor else None)
+    return schedule

@@ -22,25 +22,19 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from pathways.choices import (
     OPEN_TASK_STATUSES,
-    EnrollmentStatus,
     MedicationChangeKind,
     Priority,
-    Role,
     RuleOutcome,
     ScheduleStatus,
     TaskEventKind,
     TaskStatus,
 )
-from pathways.errors import IllegalTransition, NotFound, NotPermitted
 from pathways.models import (
     Assessment,
-    CareTeamMember,
     Enrollment,
     Flag,
     MedicationChange,
@@ -52,10 +46,9 @@ from pathways.models import (
     TaskEvent,
     User,
 )
-from pathways.selectors.access import can_manage_enrollment, is_admin
-from pathways.services.enrollment import schedule_resume
+from pathways.services.schedules import schedule_hold_for_safety
 from pathways.services.task_creation import NewTask, new_task_from_template, tasks_create
-from pathways.services.tasks import task_hold, task_resume, task_transition
+from pathways.services.tasks import TaskChange, task_changes_record, task_hold
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +237,7 @@ def _task_or_link(ctx: _Context, new: NewTask, open_tasks: Any) -> None:
     existing = open_tasks.order_by("created_at", "pk").first()
     if existing is not None:
         # Dedupe: the open task already asks for this work; the new reason is attached to it.
-        TaskEvent.objects.create(
+        event = TaskEvent(
             task=existing,
             kind=TaskEventKind.UPDATED,
             at=ctx.now,
@@ -252,6 +245,7 @@ def _task_or_link(ctx: _Context, new: NewTask, open_tasks: Any) -> None:
             reason=f"rule {ctx.rule.code} fired again",
             data={"rule": ctx.rule.code, "matches": [m.data for m in ctx.matches]},
         )
+        task_changes_record([TaskChange(existing, events=[event])])
         ctx.firing(RuleOutcome.TASK_LINKED, task=existing)
         return
     (task,) = tasks_create(
@@ -336,11 +330,7 @@ def _hold_schedule(ctx: _Context, action: dict[str, Any]) -> None:
         ctx.firing(RuleOutcome.NOTHING_TO_HOLD, data={"template": code})
         return
     reason = f"held by rule {ctx.rule.code}"
-    if not schedule.pause_reason:
-        # Paused by an enrollment hold or active: either way it now waits for a clinician, not a resume.
-        schedule.status, schedule.pause_reason = ScheduleStatus.PAUSED, reason
-        schedule.paused_at = schedule.paused_at or ctx.now
-        schedule.save(update_fields=["status", "pause_reason", "paused_at", "updated_at"])
+    schedule_hold_for_safety(schedule=schedule, reason=reason, now=ctx.now)
     held = []
     # Occurrences already in the queue are held too: no dose is given until a clinician releases the hold.
     for task in Task.objects.filter(schedule=schedule, status__in=OPEN_TASK_STATUSES).exclude(
@@ -393,67 +383,3 @@ def rules_evaluate(
             ACTIONS[kind](ctx, action)
         logger.info("rule fired: enrollment=%s rule=%s", enrollment.pk, rule.code)
     return result
-
-
-# --- releasing a safety hold ---------------------------------------------------------------------------
-
-
-def _may_release(actor: User | None, enrollment: Enrollment) -> bool:
-    if actor is None or is_admin(actor) or can_manage_enrollment(actor, enrollment):
-        return True
-    # The nephrologist on the team decides when a held treatment can restart.
-    return CareTeamMember.objects.filter(
-        enrollment=enrollment, user=actor, role=Role.NEPHROLOGY, period_end__isnull=True
-    ).exists()
-
-
-@transaction.atomic
-def schedule_release_hold(
-    *, schedule_id: int, actor: User | None, reason: str = "", now: dt.datetime | None = None
-) -> Schedule:
-    """A clinician releases a schedule a safety rule held: it continues from now (missed sessions are not given).
-
-    Held occurrences still ahead are resumed; those whose window passed during the hold are cancelled.
-    """
-    now = now or timezone.now()
-    try:
-        schedule = (
-            Schedule.objects.select_for_update(of=("self",))
-            .select_related("task_template", "enrollment__patient__site")
-            .get(pk=schedule_id)
-        )
-    except Schedule.DoesNotExist as exc:
-        raise NotFound(f"schedule {schedule_id} not found") from exc
-    enrollment = schedule.enrollment
-    if not _may_release(actor, enrollment):
-        raise NotPermitted("only the team's nephrologist or a coordinator can release a safety hold")
-    if not schedule.pause_reason:
-        raise IllegalTransition("this schedule is not held by a safety rule")
-    held_by = schedule.pause_reason
-    if enrollment.status == EnrollmentStatus.ON_HOLD:
-        # The enrollment's own hold still applies; enrollment_resume will restart it.
-        schedule.pause_reason = ""
-        schedule.save(update_fields=["pause_reason", "updated_at"])
-    else:
-        schedule_resume(schedule, now=now)
-    held_ids = [
-        pk
-        for data in RuleFiring.objects.filter(schedule=schedule, outcome=RuleOutcome.SCHEDULE_HELD).values_list(
-            "data", flat=True
-        )
-        for pk in data.get("held_tasks", [])
-    ]
-    for task in Task.objects.filter(pk__in=held_ids, status=TaskStatus.ON_HOLD):
-        if task.due_at > now:
-            task_resume(task_id=task.pk, actor=None, expected_version=None, now=now)
-        else:
-            task_transition(
-                task_id=task.pk,
-                to_status=TaskStatus.CANCELLED,
-                actor=None,
-                expected_version=None,
-                reason=f"its time passed while {held_by}",
-                now=now,
-            )
-    logger.info("safety hold released: schedule=%s by user=%s", schedule.pk, actor.pk if actor else None)
-    return schedule

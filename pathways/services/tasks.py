@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -13,7 +15,7 @@ from pathways.errors import IllegalTransition, InvalidInput, NotFound, NotPermit
 from pathways.models import Task, TaskEvent, User
 from pathways.selectors.access import can_act_on_task
 from pathways.services.notifications import notify_task_assigned
-from pathways.services.scheduling import schedule_on_task_closed, schedule_on_task_completed
+from pathways.services.schedules import schedule_on_task_closed, schedule_on_task_completed
 
 S = TaskStatus
 
@@ -47,6 +49,35 @@ ACTION_FOR_STATUS: dict[str, str] = {
 REASON_REQUIRED = frozenset({S.ON_HOLD, S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR})
 
 _UNSET: Any = object()
+
+
+@dataclass
+class TaskChange:
+    """A change to an existing (locked) task: the fields set on the instance, and the events that record it.
+
+    `fields` empty means nothing on the row changed (e.g. a rule fired again and links its reason to the task):
+    the events are written and the version stays.
+    """
+
+    task: Task
+    fields: set[str] = field(default_factory=set)
+    events: list[TaskEvent] = field(default_factory=list)
+
+
+def task_changes_record(changes: Sequence[TaskChange]) -> None:
+    """The one writer of task versions and TaskEvents for existing tasks. Caller holds the locks and transaction.
+
+    Each changed row gets `version` + 1 and is saved with exactly its changed fields; all the events are
+    inserted in one statement. The transition function, prerequisite release, escalation and rules all come
+    here, so "who bumped this version, and where is it recorded?" has one answer.
+    """
+    events: list[TaskEvent] = []
+    for change in changes:
+        if change.fields:
+            change.task.version += 1
+            change.task.save(update_fields=sorted({*change.fields, "version", "updated_at"}))
+        events += change.events
+    TaskEvent.objects.bulk_create(events)
 
 
 def _lock(task_id: int) -> Task:
@@ -85,7 +116,7 @@ def _apply_change(
         raise NotPermitted(f"you may not {action} this task")
     from_status = task.status
     events: list[TaskEvent] = []
-    fields = {"version", "updated_at"}
+    fields: set[str] = set()
 
     if to_status is not None:
         if to_status not in TRANSITIONS:
@@ -138,9 +169,7 @@ def _apply_change(
 
     if not events:
         return task
-    task.version += 1
-    task.save(update_fields=sorted(fields))
-    TaskEvent.objects.bulk_create(events)
+    task_changes_record([TaskChange(task, fields, events)])
     if to_status == S.COMPLETED:
         _after_completion(task, now=now, actor=actor)
     elif to_status in _CLOSED_UNDONE and from_status in OPEN_TASK_STATUSES and task.schedule_id is not None:
@@ -172,18 +201,15 @@ def _after_completion(task: Task, *, now: dt.datetime, actor: User | None) -> No
         if code not in other.blocked_by:
             continue
         other.blocked_by = [c for c in other.blocked_by if c != code]
-        other.version += 1
-        other.save(update_fields=["blocked_by", "version", "updated_at"])
-        released.append(
-            TaskEvent(
-                task=other,
-                kind=TaskEventKind.UNBLOCKED,
-                at=now,
-                actor=actor,
-                data={"prerequisite": code, "by_task": task.pk, "still_waiting_for": other.blocked_by},
-            )
+        event = TaskEvent(
+            task=other,
+            kind=TaskEventKind.UNBLOCKED,
+            at=now,
+            actor=actor,
+            data={"prerequisite": code, "by_task": task.pk, "still_waiting_for": other.blocked_by},
         )
-    TaskEvent.objects.bulk_create(released)
+        released.append(TaskChange(other, {"blocked_by"}, [event]))
+    task_changes_record(released)
 
 
 # --- public services ---------------------------------------------------------------------------------

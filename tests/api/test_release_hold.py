@@ -11,7 +11,7 @@ from pathways.choices import ScheduleStatus
 from pathways.models import Schedule, Task
 from pathways.services.enrollment import care_team_add, enrollment_apply
 from pathways.services.observations import observation_record
-from pathways.services.scheduling import schedules_materialize_due
+from pathways.services.sweeps import schedules_materialize_due
 from tests.factories import PatientFactory
 
 MONDAY = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)

@@ -11,11 +11,10 @@ from django.db import transaction
 from pathways.choices import MedicationChangeKind, Priority, Role, RuleOutcome, ScheduleStatus, TaskStatus
 from pathways.errors import IllegalTransition, InvalidInput, NotPermitted, StaleVersion
 from pathways.models import Observation, RuleFiring, Schedule, Task
-from pathways.services.enrollment import care_team_add, enrollment_hold, enrollment_resume
+from pathways.services.enrollment import care_team_add, enrollment_hold, enrollment_resume, schedule_release_hold
 from pathways.services.medications import medication_change_record
 from pathways.services.observations import ObservationInput, observation_record, task_complete_with_values
-from pathways.services.rules import schedule_release_hold
-from pathways.services.scheduling import schedule_materialize
+from pathways.services.schedules import schedule_materialize
 from pathways.services.tasks import task_claim
 from tests.clinical.conftest import ENROLLED_AT, fired
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from pathways.models import Enrollment, PathwayTemplate, Patient, Schedule, Task, User
 from pathways.services.enrollment import enrollment_apply
-from pathways.services.scheduling import SweepReport, schedules_materialize_due
+from pathways.services.sweeps import SweepReport, schedules_materialize_due
 
 # Monday 2026-03-02 15:00 UTC = 09:00 in Chicago (CST, UTC-6).
 MONDAY = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)

@@ -25,7 +25,7 @@ from pathways.bench.data import bench_create_due_schedules
 from pathways.choices import NotificationKind, Role
 from pathways.models import Notification, Schedule, Task
 from pathways.services.enrollment import care_team_add
-from pathways.services.scheduling import schedules_materialize_due
+from pathways.services.sweeps import schedules_materialize_due
 from tests.factories import PatientFactory
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from pathways.choices import NotificationKind, Priority, Role, TaskEventKind, Ta
 from pathways.models import Notification, Task, TaskEvent
 from pathways.services.enrollment import care_team_add
 from pathways.services.notifications import notification_send_email
-from pathways.services.scheduling import tasks_escalate_overdue, tasks_remind_due_soon
+from pathways.services.sweeps import tasks_escalate_overdue, tasks_remind_due_soon
 from pathways.services.tasks import task_assign, task_claim, task_hold
 from tests.factories import PatientFactory, UserFactory
 from tests.scheduling.conftest import MONDAY, tasks_of

@@ -11,7 +11,7 @@ from django.db.models import Count
 from pathways.choices import ScheduleStatus, TaskStatus
 from pathways.models import Schedule, Task, TaskEvent
 from pathways.services.enrollment import enrollment_hold, enrollment_resume
-from pathways.services.scheduling import schedule_materialize
+from pathways.services.schedules import schedule_materialize
 from pathways.services.tasks import task_transition
 from tests.factories import PatientFactory
 from tests.scheduling.conftest import MONDAY, schedule_of, sweep_at, tasks_of

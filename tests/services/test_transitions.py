@@ -190,7 +190,7 @@ def test_completing_a_prerequisite_releases_the_waiting_task(pathway, coordinato
     import datetime as dt
 
     from pathways.models import Schedule
-    from pathways.services.scheduling import schedule_materialize
+    from pathways.services.schedules import schedule_materialize
 
     patient = PatientFactory(site=site)
     now = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)

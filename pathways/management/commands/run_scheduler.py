@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from pathways.services.scheduling import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
+from pathways.services.sweeps import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
 
 SWEEPS = {
     "materialize": schedules_materialize_due,
