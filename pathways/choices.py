@@ -241,6 +241,15 @@ class FlagSeverity(models.TextChoices):
     ALERT = "alert", "Alert"
 
 
+class RuleAction(models.TextChoices):
+    """What a rule does when its condition holds: the key of each entry in a rule's `then` list."""
+
+    CREATE_TASK = "create_task", "Create a task from one of the pathway's templates"
+    AD_HOC_TASK = "ad_hoc_task", "Create an ad-hoc task"
+    FLAG = "flag", "Raise a flag"
+    HOLD_SCHEDULE = "hold_schedule", "Hold a template's schedule (safety hold)"
+
+
 class RuleOutcome(models.TextChoices):
     """What one action of a fired rule did."""
 

@@ -16,16 +16,16 @@ from django.db.models import Max
 from pathways.choices import (
     SPECIALIST_ROLES,
     WEEKDAY_CODES,
-    DerivedCode,
     DialysisModality,
-    Finding,
-    ObservationCode,
+    FlagSeverity,
     Priority,
     Prong,
     RecurrenceKind,
     RiskMedication,
+    RuleAction,
     TemplateStatus,
 )
+from pathways.domain.conditions import condition_check, unknown_value
 from pathways.domain.recurrence import RecurrenceSpec, parse_hhmm, validate_spec
 from pathways.errors import ContentError
 from pathways.models import PathwayTemplate, Rule, TaskTemplate
@@ -49,9 +49,6 @@ TEMPLATE_KEYS = {
     "citation",
 }
 RULE_KEYS = {"code", "description", "when", "then", "citation"}
-COMPARISON_OPS = {"gt", "ge", "lt", "le"}
-TRENDS = {"rising", "worse_consecutive"}
-EVENTS = {"finding": ("findings_any", Finding.values), "medication_started": ("medications_any", RiskMedication.values)}
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ class _Checker:
     def choice(self, code: str, field: str, value: object, allowed: Iterable[str]) -> None:
         allowed = list(allowed)
         if value not in allowed:
-            self.add(code, field, f"unknown value {value!r}; expected one of: {', '.join(sorted(allowed))}")
+            self.add(code, field, unknown_value(value, allowed))
 
 
 def _normalize_template(raw: dict[str, Any], position: int, check: _Checker) -> dict[str, Any]:
@@ -190,94 +187,39 @@ def _normalize_template(raw: dict[str, Any], position: int, check: _Checker) -> 
     }
 
 
-def _check_condition(cond: object, code: str, field: str, check: _Checker) -> None:
-    if not isinstance(cond, dict) or not cond:
-        check.add(code, field, "a condition must be a non-empty mapping")
-        return
-    if set(cond) == {"any"} or set(cond) == {"all"}:
-        ((key, items),) = cond.items()
-        if not isinstance(items, list) or not items:
-            check.add(code, f"{field}.{key}", "must be a non-empty list of conditions")
-            return
-        for i, item in enumerate(items):
-            _check_condition(item, code, f"{field}.{key}[{i}]", check)
-        return
-    if "event" in cond:
-        event = cond["event"]
-        if event not in EVENTS:
-            check.add(code, f"{field}.event", f"unknown event {event!r}; expected one of {sorted(EVENTS)}")
-            return
-        list_key, allowed = EVENTS[event]
-        values = cond.get(list_key)
-        if set(cond) != {"event", list_key} or not isinstance(values, list) or not values:
-            check.add(code, field, f"event {event} takes exactly one list, {list_key}")
-            return
-        for value in values:
-            check.choice(code, f"{field}.{list_key}", value, allowed)
-        return
-    if "observation" in cond:
-        check.choice(code, f"{field}.observation", cond["observation"], ObservationCode.values)
-    elif "derived" in cond:
-        check.choice(code, f"{field}.derived", cond["derived"], DerivedCode.values)
-    else:
-        check.add(code, field, "a condition needs one of: observation, derived, event, any, all")
-        return
-    rest = {k: v for k, v in cond.items() if k not in ("observation", "derived")}
-    op = rest.get("op")
-    if op in COMPARISON_OPS:
-        limits = set(rest) - {"op"}
-        if limits not in ({"value"}, {"times_upper_normal"}) or not all(_is_number(rest[k]) for k in limits):
-            check.add(code, field, f"op {op} takes one number: value or times_upper_normal")
-    elif op == "outside":
-        if set(rest) != {"op", "low", "high"} or not (_is_number(rest["low"]) and _is_number(rest["high"])):
-            check.add(code, field, "op outside takes numbers low and high")
-        elif rest["low"] >= rest["high"]:
-            check.add(code, field, "low must be below high")
-    elif "trend" in rest:
-        if rest["trend"] not in TRENDS or set(rest) - {"trend", "count"}:
-            check.add(code, field, f"trend must be one of {sorted(TRENDS)}, with an optional count")
-        elif "count" in rest and (not _is_int(rest["count"]) or rest["count"] < 2):
-            check.add(code, f"{field}.count", "must be a whole number of at least 2")
-    elif "rise_from_baseline" in rest:
-        if set(rest) != {"rise_from_baseline"} or not _is_number(rest["rise_from_baseline"]):
-            check.add(code, field, "rise_from_baseline takes one number")
-    else:
-        check.add(code, field, "needs op (gt, ge, lt, le, outside), trend, or rise_from_baseline")
-
-
 def _check_actions(actions: object, template_codes: set[str], code: str, check: _Checker) -> None:
     if not isinstance(actions, list) or not actions:
         check.add(code, "then", "must be a non-empty list of actions")
         return
     for i, action in enumerate(actions):
         field = f"then[{i}]"
-        kinds = {"create_task", "ad_hoc_task", "flag", "hold_schedule"} & set(action or {})
+        kinds = set(RuleAction.values) & set(action) if isinstance(action, dict) else set()
         if not isinstance(action, dict) or len(kinds) != 1:
-            check.add(code, field, "each action is exactly one of create_task, ad_hoc_task, flag, hold_schedule")
+            check.add(code, field, f"each action is exactly one of {', '.join(RuleAction.values)}")
             continue
         kind = kinds.pop()
         options = {k: v for k, v in action.items() if k != kind}
-        if kind in ("create_task", "hold_schedule") and action[kind] not in template_codes:
+        if kind in (RuleAction.CREATE_TASK, RuleAction.HOLD_SCHEDULE) and action[kind] not in template_codes:
             check.add(code, f"{field}.{kind}", f"no task template with code {action[kind]!r} in this pathway")
-        if kind == "create_task":
+        if kind == RuleAction.CREATE_TASK:
             for key in sorted(set(options) - {"priority", "due_within_hours"}):
                 check.add(code, f"{field}.{key}", "unknown field")
             if "priority" in options:
                 check.choice(code, f"{field}.priority", options["priority"], Priority.values)
-        elif kind == "ad_hoc_task":
+        elif kind == RuleAction.AD_HOC_TASK:
             spec = action[kind] if isinstance(action[kind], dict) else {}
             for key in ("title", "role", "prong"):
                 if not spec.get(key):
                     check.add(code, f"{field}.ad_hoc_task.{key}", "is required")
             check.choice(code, f"{field}.ad_hoc_task.role", spec.get("role"), SPECIALIST_ROLES)
             check.choice(code, f"{field}.ad_hoc_task.prong", spec.get("prong"), Prong.values)
-            check.choice(code, f"{field}.ad_hoc_task.priority", spec.get("priority", "urgent"), Priority.values)
-        elif kind == "flag":
+            check.choice(code, f"{field}.ad_hoc_task.priority", spec.get("priority", Priority.URGENT), Priority.values)
+        elif kind == RuleAction.FLAG:
             spec = action[kind] if isinstance(action[kind], dict) else {}
             if not spec.get("code"):
                 check.add(code, f"{field}.flag.code", "is required")
-            check.choice(code, f"{field}.flag.severity", spec.get("severity", "soft"), ["soft", "alert"])
-        due = options.get("due_within_hours", (action.get("ad_hoc_task") or {}).get("due_within_hours", 24))
+            check.choice(code, f"{field}.flag.severity", spec.get("severity", FlagSeverity.SOFT), FlagSeverity.values)
+        due = options.get("due_within_hours", (action.get(RuleAction.AD_HOC_TASK) or {}).get("due_within_hours", 24))
         if not _is_int(due) or due < 1:
             check.add(code, f"{field}.due_within_hours", "must be a whole number of hours, at least 1")
 
@@ -335,7 +277,8 @@ def pathway_content_parse(*, text: str, source: str) -> dict[str, Any]:
         if code in rule_codes:
             check.add(code, "code", "duplicate rule code")
         rule_codes.add(code)
-        _check_condition(item.get("when"), code, "when", check)
+        for field, message in condition_check(item.get("when"), "when"):
+            check.add(code, field, message)
         _check_actions(item.get("then"), seen, code, check)
         rules.append(
             {

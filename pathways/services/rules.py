@@ -1,15 +1,12 @@
 """The rule engine: evaluates the enrollment's pinned pathway version's rules against newly recorded data.
 
-One engine for every trigger (observations, derived values, assessment findings, medication changes). The
-condition grammar is the one pathways.services.content._check_condition validates; keep the two in step.
+One engine for every trigger (observations, derived values, assessment findings, medication changes).
+Conditions (grammar, validation and evaluation) are defined once, in pathways.domain.conditions; this module
+supplies the history they read (``ObservationHistory``) and performs the actions, keyed on ``RuleAction``.
 
 Definitions (docs/clinical-rules.md):
 - A condition on an observation code looks only at values recorded in this trigger: an old phosphate does
   not re-fire when a pain score arrives.
-- ``trend: rising``: the new value is higher than the previous value of that code (by effective time).
-- ``trend: worse_consecutive, count: N``: the last N changes were all increases (N+1 values, higher = worse).
-- ``rise_from_baseline: X``: the new value minus the first value recorded at or after enrollment is >= X.
-- ``times_upper_normal: F``: compared with F x the observation's reference_high (the lab's upper normal).
 - Dedupe: while a task a rule made (same enrollment, rule code, template or role+title) is open, a new
   firing links its trigger to that task instead of creating another; the same for an active flag.
 """
@@ -19,20 +16,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q
 
 from pathways.choices import (
     OPEN_TASK_STATUSES,
-    MedicationChangeKind,
+    FlagSeverity,
     Priority,
+    RuleAction,
     RuleOutcome,
     ScheduleStatus,
     TaskEventKind,
     TaskStatus,
 )
+from pathways.domain.conditions import Match, condition_parse
 from pathways.models import (
     Assessment,
     Enrollment,
@@ -71,123 +69,31 @@ class RulesResult:
     flags_cleared: list[Flag] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Match:
-    """One reason a condition held: the observation (None for events) and the values compared."""
-
-    observation: Observation | None
-    data: dict[str, Any]
-
-
-def _num(value: Any) -> Decimal:
-    return Decimal(str(value))
-
-
-def _s(value: Decimal) -> str:
-    return format(value.normalize(), "f")
-
-
 # --- conditions ----------------------------------------------------------------------------------------
 
 
-def _previous(obs: Observation, count: int) -> list[Observation]:
-    """Up to `count` values of the same code before `obs` (by effective time), newest first."""
-    return list(
-        Observation.objects.filter(enrollment_id=obs.enrollment_id, code=obs.code)
-        .filter(Q(effective_at__lt=obs.effective_at) | Q(effective_at=obs.effective_at, pk__lt=obs.pk))
-        .order_by("-effective_at", "-pk")[:count]
-    )
+class ObservationHistory:
+    """The enrollment's earlier observations, as pathways.domain.conditions.History reads them (trends, baselines)."""
 
+    def __init__(self, enrollment: Enrollment) -> None:
+        self.enrollment = enrollment
 
-def _observation_matches(cond: dict[str, Any], obs: Observation, enrollment: Enrollment) -> dict[str, Any] | None:
-    data: dict[str, Any] = {"observation": obs.pk, "code": obs.code, "value": _s(obs.value), "unit": obs.unit}
-    op = cond.get("op")
-    if op in ("gt", "ge", "lt", "le"):
-        if "times_upper_normal" in cond:
-            if obs.reference_high is None:
-                return None
-            factor = _num(cond["times_upper_normal"])
-            limit = factor * obs.reference_high
-            data.update(
-                times_upper_normal=_s(factor),
-                reference_high=_s(obs.reference_high),
-                reference_high_defaulted=obs.reference_high_defaulted,
-            )
-        else:
-            limit = _num(cond["value"])
-        held = {
-            "gt": obs.value > limit,
-            "ge": obs.value >= limit,
-            "lt": obs.value < limit,
-            "le": obs.value <= limit,
-        }[op]
-        data.update(op=op, threshold=_s(limit))
-        return data if held else None
-    if op == "outside":
-        low, high = _num(cond["low"]), _num(cond["high"])
-        data.update(op="outside", low=_s(low), high=_s(high))
-        return data if (obs.value < low or obs.value > high) else None
-    if cond.get("trend") == "rising":
-        previous = _previous(obs, 1)
-        if not previous or obs.value <= previous[0].value:
-            return None
-        data.update(trend="rising", previous=_s(previous[0].value), previous_observation=previous[0].pk)
-        return data
-    if cond.get("trend") == "worse_consecutive":
-        count = int(cond.get("count", 2))
-        series = [obs, *_previous(obs, count)]  # newest first
-        if len(series) < count + 1 or any(series[i].value <= series[i + 1].value for i in range(count)):
-            return None
-        data.update(trend="worse_consecutive", count=count, series=[_s(o.value) for o in reversed(series)])
-        return data
-    if "rise_from_baseline" in cond:
-        baseline = (
+    def previous(self, obs: Observation, count: int) -> list[Observation]:
+        """Up to `count` values of the same code before `obs` (by effective time, then id), newest first."""
+        return list(
             Observation.objects.filter(enrollment_id=obs.enrollment_id, code=obs.code)
-            .filter(effective_at__gte=enrollment.enrolled_at)
+            .filter(Q(effective_at__lt=obs.effective_at) | Q(effective_at=obs.effective_at, pk__lt=obs.pk))
+            .order_by("-effective_at", "-pk")[:count]
+        )
+
+    def baseline(self, obs: Observation) -> Observation | None:
+        """The first value of the code recorded at or after enrollment (may be `obs` itself), or None."""
+        return (
+            Observation.objects.filter(enrollment_id=obs.enrollment_id, code=obs.code)
+            .filter(effective_at__gte=self.enrollment.enrolled_at)
             .order_by("effective_at", "pk")
             .first()
         )
-        if baseline is None or baseline.pk == obs.pk:
-            return None
-        rise = obs.value - baseline.value
-        if rise < _num(cond["rise_from_baseline"]):
-            return None
-        data.update(baseline=_s(baseline.value), baseline_observation=baseline.pk, rise=_s(rise))
-        return data
-    raise ValueError(f"condition not understood: {cond!r}")  # content validation makes this unreachable
-
-
-def _evaluate(cond: dict[str, Any], trigger: RuleTrigger, enrollment: Enrollment) -> list[Match]:
-    """The reasons `cond` holds for this trigger; empty means it does not hold."""
-    if "any" in cond:
-        return [m for sub in cond["any"] for m in _evaluate(sub, trigger, enrollment)]
-    if "all" in cond:
-        parts = [_evaluate(sub, trigger, enrollment) for sub in cond["all"]]
-        return [m for part in parts for m in part] if all(parts) else []
-    if "event" in cond:
-        if cond["event"] == "finding":
-            hit = [f for f in trigger.findings if f in cond["findings_any"]]
-            return [Match(None, {"findings": hit})] if hit else []
-        if cond["event"] == "medication_started":
-            change = trigger.medication_change
-            if change and change.kind == MedicationChangeKind.STARTED and change.medication in cond["medications_any"]:
-                return [Match(None, {"medication": change.medication, "drug_name": change.drug_name})]
-        return []
-    code = cond.get("observation") or cond.get("derived")
-    matches = []
-    for obs in trigger.observations:
-        if obs.code == code:
-            data = _observation_matches(cond, obs, enrollment)
-            if data is not None:
-                matches.append(Match(obs, data))
-    return matches
-
-
-def _codes_in(cond: dict[str, Any]) -> set[str]:
-    if "any" in cond or "all" in cond:
-        return {c for sub in cond.get("any", cond.get("all", [])) for c in _codes_in(sub)}
-    code = cond.get("observation") or cond.get("derived")
-    return {code} if code else set()
 
 
 # --- actions -------------------------------------------------------------------------------------------
@@ -264,7 +170,7 @@ def _open_rule_tasks(ctx: _Context) -> Any:
 
 
 def _create_task(ctx: _Context, action: dict[str, Any]) -> None:
-    template = ctx.enrollment.template.task_templates.get(code=action["create_task"])
+    template = ctx.enrollment.template.task_templates.get(code=action[RuleAction.CREATE_TASK])
     # A rule's urgent work is not held back behind routine prerequisites: the finding is the reason to act now.
     new = new_task_from_template(
         template,
@@ -282,7 +188,7 @@ def _create_task(ctx: _Context, action: dict[str, Any]) -> None:
 
 
 def _ad_hoc_task(ctx: _Context, action: dict[str, Any]) -> None:
-    spec = action["ad_hoc_task"]
+    spec = action[RuleAction.AD_HOC_TASK]
     due = dt.timedelta(hours=int(spec.get("due_within_hours", 24)))
     new = NewTask(
         title=spec["title"],
@@ -299,7 +205,7 @@ def _ad_hoc_task(ctx: _Context, action: dict[str, Any]) -> None:
 
 
 def _flag(ctx: _Context, action: dict[str, Any]) -> None:
-    spec = action["flag"]
+    spec = action[RuleAction.FLAG]
     active = Flag.objects.filter(enrollment=ctx.enrollment, code=spec["code"], cleared_at__isnull=True).first()
     if active is not None:
         ctx.firing(RuleOutcome.FLAG_LINKED, flag=active)
@@ -308,7 +214,7 @@ def _flag(ctx: _Context, action: dict[str, Any]) -> None:
         enrollment=ctx.enrollment,
         code=spec["code"],
         rule_code=ctx.rule.code,
-        severity=spec.get("severity", "soft"),
+        severity=spec.get("severity", FlagSeverity.SOFT),
         message=str(spec.get("message") or ctx.rule.description)[:500],
         source_observation=ctx.matches[0].observation,
         raised_at=ctx.now,
@@ -318,7 +224,7 @@ def _flag(ctx: _Context, action: dict[str, Any]) -> None:
 
 
 def _hold_schedule(ctx: _Context, action: dict[str, Any]) -> None:
-    code = action["hold_schedule"]
+    code = action[RuleAction.HOLD_SCHEDULE]
     schedule = (
         Schedule.objects.select_for_update()
         .filter(enrollment=ctx.enrollment, task_template__code=code)
@@ -341,14 +247,18 @@ def _hold_schedule(ctx: _Context, action: dict[str, Any]) -> None:
     ctx.firing(RuleOutcome.SCHEDULE_HELD, schedule=schedule, data={"template": code, "held_tasks": held})
 
 
-ACTIONS = {"create_task": _create_task, "ad_hoc_task": _ad_hoc_task, "flag": _flag, "hold_schedule": _hold_schedule}
+ACTIONS = {
+    RuleAction.CREATE_TASK: _create_task,
+    RuleAction.AD_HOC_TASK: _ad_hoc_task,
+    RuleAction.FLAG: _flag,
+    RuleAction.HOLD_SCHEDULE: _hold_schedule,
+}
 
 
 def _clear_flags(
-    enrollment: Enrollment, rule: Rule, trigger: RuleTrigger, now: dt.datetime, result: RulesResult
+    enrollment: Enrollment, rule: Rule, codes: set[str], trigger: RuleTrigger, now: dt.datetime, result: RulesResult
 ) -> None:
     """A rule that raised a flag did not hold for a new value of a code it looks at: that value is back in range."""
-    codes = _codes_in(rule.when)
     newer = [o for o in trigger.observations if o.code in codes]
     if not newer:
         return
@@ -370,12 +280,14 @@ def rules_evaluate(
 ) -> RulesResult:
     """Run the enrollment's pinned version's rules for this trigger (caller holds the transaction and the lock)."""
     result = RulesResult()
+    history = ObservationHistory(enrollment)
     rules = Rule.objects.filter(pathway_id=enrollment.template_id).order_by("position")
     for rule in rules:
-        matches = _evaluate(rule.when, trigger, enrollment)
+        condition = condition_parse(rule.when)
+        matches = condition.matches(trigger, history)
         if not matches:
-            if any("flag" in a for a in rule.actions):
-                _clear_flags(enrollment, rule, trigger, now, result)
+            if any(RuleAction.FLAG in a for a in rule.actions):
+                _clear_flags(enrollment, rule, condition.codes(), trigger, now, result)
             continue
         ctx = _Context(enrollment, rule, trigger, matches, actor, now, result)
         for action in rule.actions:
