@@ -87,6 +87,11 @@ def patient_href(patient_id: int) -> str:
     return f"/patients/{patient_id}/"
 
 
+def _posted(request: HttpRequest) -> Any:
+    # A POST binds the form even when empty (resume and enrol post nothing but the CSRF token).
+    return request.POST if request.method == "POST" else None
+
+
 def days_label(days: list[int] | None) -> str:
     """Weekday numbers (Monday = 0) as "Mon, Wed, Fri"."""
     return ", ".join(WEEKDAYS[d] for d in sorted(days or []) if 0 <= d < len(WEEKDAYS))
@@ -172,7 +177,7 @@ def patient_register(request: HttpRequest) -> HttpResponse:
     """Register a patient at one of my sites (patient_create), then go on to the enrolment preview."""
     user = _coordinator(request)
     sites = _my_sites(user)
-    form = PatientForm(request.POST or None, sites=sites)
+    form = PatientForm(_posted(request), sites=sites)
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -211,7 +216,7 @@ def patient_edit(request: HttpRequest, patient_id: int) -> HttpResponse:
     """Edit a patient (patient_update). Dialysis modality, days and session time are refused while enrolled."""
     user = _coordinator(request)
     patient = _patient(user, patient_id)
-    form = PatientForm(request.POST or None, initial=_initial(patient), editing=True)
+    form = PatientForm(_posted(request), initial=_initial(patient), editing=True)
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -238,9 +243,9 @@ def patient_enrol(request: HttpRequest, patient_id: int) -> HttpResponse:
     """GET: what the active pathway version would create for this patient. POST: enrol (enrollment_apply)."""
     user = _coordinator(request)
     patient = _patient(user, patient_id)
-    form = NoInputForm(request.POST or None)
+    form = NoInputForm(_posted(request))
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and form.is_valid():
         # The coordinator who enrols becomes the enrollment's coordinator (and joins its care team as such).
         coordinator = user if is_coordinator(user) and user.sites.filter(pk=patient.site_id).exists() else None
         try:
@@ -281,7 +286,7 @@ def care_team(request: HttpRequest, enrollment_id: int) -> HttpResponse:
     user = _coordinator(request)
     enrollment = _enrollment(user, enrollment_id)
     people = care_team_candidates(user=user, enrollment=enrollment)
-    form = CareTeamAddForm(request.POST or None, people=people)
+    form = CareTeamAddForm(_posted(request), people=people)
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -356,9 +361,9 @@ def board(request: HttpRequest) -> HttpResponse:
     filters = BoardFilterForm(request.GET or None)
     patient_id = filters.cleaned_data["patient"] if filters.is_bound and filters.is_valid() else None
     status = 200 if not filters.is_bound or filters.is_valid() else 400
-    form = BulkAssignForm(request.POST or None, people=scope_users(user))
+    form = BulkAssignForm(_posted(request), people=scope_users(user))
     if request.method == "POST":
-        if form.is_valid():
+        if form.is_valid() and (status := _tasks_in_scope(user, form)) == 200:
             try:
                 assigned = tasks_assign_bulk(
                     versions=form.cleaned_data["tasks"],
@@ -377,7 +382,7 @@ def board(request: HttpRequest) -> HttpResponse:
                     request, f"Assigned {len(assigned)} task(s) to {person.get_full_name() or person.username}."
                 )
                 return HttpResponseRedirect(request.get_full_path())
-        else:
+        elif status == 200:
             status = 400
     columns = assignment_board(user=user, patient_id=patient_id)
     assigned_rows, assigned_total = assigned_open_work(user=user)
@@ -396,6 +401,17 @@ def board(request: HttpRequest) -> HttpResponse:
         },
         status=status,
     )
+
+
+def _tasks_in_scope(user: User, form: BulkAssignForm) -> int:
+    """404 (with a form error) when a checked task is not one the user may see, as the API would answer."""
+    wanted = set(form.cleaned_data["tasks"])
+    visible = set(scope_tasks(user).filter(pk__in=wanted).values_list("pk", flat=True))
+    unknown = sorted(wanted - visible)
+    if unknown:
+        form.add_error("tasks", f"task {unknown[0]} is not on this board")
+        return 404
+    return 200
 
 
 @login_required
@@ -467,7 +483,7 @@ def enrollment_action(request: HttpRequest, enrollment_id: int, action: str) -> 
     user = _coordinator(request)
     enrollment = _enrollment(user, enrollment_id)
     form_class, title = LIFECYCLE[action]
-    form = form_class(request.POST or None)
+    form = form_class(_posted(request))
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -510,7 +526,7 @@ def release_hold(request: HttpRequest, enrollment_id: int) -> HttpResponse:
         .order_by("task_template__position")
     )
     choices = [(s.task_template.code, f"{s.task_template.title} — {s.pause_reason}") for s in held]
-    form = ReleaseHoldForm(request.POST or None, held=choices)
+    form = ReleaseHoldForm(_posted(request), held=choices)
     status = 200
     if request.method == "POST":
         if form.is_valid():
