@@ -129,8 +129,10 @@ def enrollment_preview(
             # One-offs happen once; after-completion work repeats from each completion, unknowable ahead.
             occurrences = [first] if first is not None and first < preview.until else []
         else:
+            # From the first occurrence: rrule drops microseconds, so a day-0 occurrence can sit just before `now`.
+            start = min(first, now) if first is not None else now
             occurrences = occurrences_between(
-                spec, anchor=now, cal=cal, start=now, end=preview.until, limit=PREVIEW_OCCURRENCES
+                spec, anchor=now, cal=cal, start=start, end=preview.until, limit=PREVIEW_OCCURRENCES
             )
         preview.schedules.append(
             PreviewSchedule(
