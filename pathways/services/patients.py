@@ -92,7 +92,11 @@ def patient_update(
         "dialysis_days": days,
         "dialysis_session_time": dialysis_session_time,
     }
-    changed = [name for name in SCHEDULE_FIELDS if getattr(patient, name) != new_values[name]]
+    current = {
+        **{name: getattr(patient, name) for name in SCHEDULE_FIELDS},
+        "dialysis_days": sorted(set(patient.dialysis_days or [])),
+    }
+    changed = [name for name in SCHEDULE_FIELDS if current[name] != new_values[name]]
     if changed and Enrollment.objects.filter(patient=patient, status__in=LIVE_ENROLLMENT_STATUSES).exists():
         message = (
             "the patient has a live enrollment whose schedules follow the dialysis modality, days and session "
