@@ -49,8 +49,8 @@ from pathways.selectors.enrollment_preview import enrollment_preview
 from pathways.selectors.schedule import enrollment_upcoming_occurrences
 from pathways.services import enrollment as enrollment_services
 from pathways.services.assignment import tasks_assign_bulk
+from pathways.services.enrollment import schedule_release_hold
 from pathways.services.patients import patient_create, patient_update
-from pathways.services.rules import schedule_release_hold
 from pathways.services.tasks import task_assign
 from pathways.web.coordination_forms import (
     BoardFilterForm,

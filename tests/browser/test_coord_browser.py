@@ -9,7 +9,7 @@ import pytest
 
 from pathways.choices import Role
 from pathways.models import Enrollment, Patient, Task, User
-from pathways.services.scheduling import schedules_materialize_due
+from pathways.services.sweeps import schedules_materialize_due
 from tests.browser.axe import assert_accessible
 from tests.factories import UserFactory
 
