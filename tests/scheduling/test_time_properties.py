@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pathways.choices import RecurrenceKind
+from pathways.choices import RecurrenceKind, Role
 from pathways.domain.recurrence import (
     PatientCalendar,
     RecurrenceSpec,
@@ -27,6 +27,11 @@ from pathways.domain.recurrence import (
     occurrence_after,
     occurrences_between,
 )
+from pathways.models import Schedule, Task
+from pathways.services.enrollment import care_team_add
+from pathways.services.sweeps import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
+from tests.factories import PatientFactory
+from tests.scheduling.conftest import tasks_of
 
 ZONES = (
     "America/Chicago",
@@ -277,3 +282,56 @@ def test_transitions_found_for_every_zone_but_phoenix() -> None:
     for zone in ZONES:
         if zone != "America/Phoenix":
             assert len(transitions(zone)) == 2, zone
+
+
+# --- documented windows, at their edges -------------------------------------------------------------------
+
+TICK = dt.timedelta(microseconds=1)
+
+
+@pytest.fixture
+def dressing(enroll, site, coordinator, wound_nurse):
+    """The day-0 dressing change of a fresh enrolment with a wound nurse on the care team to remind (the default
+    thresholds: due soon 2 h, second level 24 h)."""
+    enrollment = enroll(PatientFactory(site=site))
+    care_team_add(enrollment_id=enrollment.pk, user=wound_nurse, role=Role.WOUND_NURSING, actor=coordinator)
+    return tasks_of(enrollment, "dressing-change")[0]
+
+
+@pytest.mark.postgres
+def test_escalation_starts_once_past_due_and_raises_priority_at_exactly_24_hours_past_due(dressing) -> None:
+    due = dressing.due_at
+    tasks_escalate_overdue(now=due)  # due now is not yet overdue
+    dressing.refresh_from_db()
+    assert dressing.escalation_level == 0
+    tasks_escalate_overdue(now=due + TICK)
+    dressing.refresh_from_db()
+    assert dressing.escalation_level == 1
+    tasks_escalate_overdue(now=due + dt.timedelta(hours=24) - TICK)
+    dressing.refresh_from_db()
+    assert dressing.escalation_level == 1
+    # "Still open 24 h past due: level 2" (docs/scheduling.md).
+    tasks_escalate_overdue(now=due + dt.timedelta(hours=24))
+    dressing.refresh_from_db()
+    assert dressing.escalation_level == 2
+
+
+@pytest.mark.postgres
+def test_due_soon_reminds_at_exactly_two_hours_before_due_and_not_a_moment_earlier(dressing) -> None:
+    assert tasks_remind_due_soon(now=dressing.due_at - dt.timedelta(hours=2) - TICK).notifications == 0
+    assert tasks_remind_due_soon(now=dressing.due_at - dt.timedelta(hours=2)).notifications > 0
+
+
+@pytest.mark.postgres
+def test_an_occurrence_exactly_at_the_horizon_is_materialized_and_one_just_beyond_is_not(enroll, site) -> None:
+    enrollment = enroll(PatientFactory(site=site))
+    schedule = (
+        Schedule.objects.filter(enrollment=enrollment, next_due_at__isnull=False).order_by("next_due_at", "pk").first()
+    )
+    assert schedule is not None
+    due = schedule.next_due_at
+    # "Occurrences that start within the horizon" (CAREPATH_MATERIALIZE_HORIZON_HOURS, 24).
+    schedules_materialize_due(now=due - dt.timedelta(hours=24) - TICK, horizon_hours=24)
+    assert not Task.objects.filter(schedule=schedule, available_at=due).exists()
+    schedules_materialize_due(now=due - dt.timedelta(hours=24), horizon_hours=24)
+    assert Task.objects.filter(schedule=schedule, available_at=due).count() == 1
