@@ -43,7 +43,7 @@ ZONES = (
 )
 OCCURRENCES = 6
 PROPERTY_SETTINGS = settings(
-    max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=250, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
