@@ -102,9 +102,16 @@ class ClinicalResultSerializer(serializers.Serializer):
     tasks_created = serializers.SerializerMethodField()
     flags_raised = FlagSerializer(many=True)
     flags_cleared = FlagSerializer(many=True)
+    already_stored = serializers.SerializerMethodField(
+        help_text="Ids of the observations and derived values that were stored before this request (a resent "
+        "result: same code, value, unit and effective time). They run no rules again."
+    )
 
     def get_tasks_created(self, result: ClinicalRecordResult) -> list[int]:
         return [t.pk for t in result.tasks_created]
+
+    def get_already_stored(self, result: ClinicalRecordResult) -> list[int]:
+        return [o.pk for o in result.already_stored]
 
 
 # --- input ---------------------------------------------------------------------------------------------
@@ -203,12 +210,17 @@ class MedicationChangeFilter(django_filters.FilterSet):
 # --- views ---------------------------------------------------------------------------------------------
 
 
-@extend_schema(request=ObservationCreateSerializer, responses={201: ClinicalResultSerializer}, methods=["POST"])
+@extend_schema(
+    request=ObservationCreateSerializer,
+    responses={200: ClinicalResultSerializer, 201: ClinicalResultSerializer},
+    methods=["POST"],
+)
 class ObservationViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, ScopedViewSet):
     """Observations of the enrollments the caller may see, newest first; derived values list their inputs.
 
     POST records a panel (one or more values, optional assessment findings) for one enrollment: units are
-    normalized, derived values computed and the pathway's rules run, all or nothing."""
+    normalized, derived values computed and the pathway's rules run, all or nothing. 201 when anything was
+    stored; 200 with the stored rows when every value was already stored (a resent result) and nothing was."""
 
     queryset = Observation.objects.none()
     serializer_class = ObservationSerializer
@@ -231,7 +243,8 @@ class ObservationViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, ScopedV
             effective_at=data["effective_at"],
             actor=staff(request),
         )
-        return Response(ClinicalResultSerializer(result).data, status=status.HTTP_201_CREATED)
+        code = status.HTTP_201_CREATED if result.wrote_anything else status.HTTP_200_OK
+        return Response(ClinicalResultSerializer(result).data, status=code)
 
 
 class FlagViewSet(mixins.ListModelMixin, ScopedViewSet):

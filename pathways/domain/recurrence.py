@@ -3,6 +3,13 @@
 Calendar rules (days, weekdays, dialysis days, "at 09:00") are evaluated in the site's local wall-clock
 time and converted to UTC one occurrence at a time, so that a 13:00 Monday session stays 13:00 local across
 daylight-saving changes. Interval rules in hours are absolute (every 8 h is 8 real hours).
+
+Wall times that daylight saving makes odd (docs/scheduling.md, "Daylight-saving edges"):
+- a wall time that happens twice (the repeated hour when clocks go back) is the first of the two, unless that
+  one is before the anchor, in which case it is the second; it is never both;
+- a wall time that does not happen (the skipped hour when clocks go forward) moves forward by the length of
+  the skip (02:30 in Chicago is 03:30 CDT; 02:15 at Lord Howe, whose clocks skip 30 minutes, is 02:45);
+- no occurrence is ever before its anchor: a first-due time at or before the anchor is the anchor itself.
 """
 
 from __future__ import annotations
@@ -100,10 +107,20 @@ def _to_local_naive(moment: dt.datetime, tz: ZoneInfo) -> dt.datetime:
     return moment.astimezone(tz).replace(tzinfo=None)
 
 
-def _to_utc(local_naive: dt.datetime, tz: ZoneInfo) -> dt.datetime:
-    # fold=0 picks the first of an ambiguous (fall-back) hour; a time in the spring-forward gap maps
-    # to the same instant as one hour later, which is what a clinic clock would show.
-    return local_naive.replace(tzinfo=tz).astimezone(dt.UTC)
+def _to_utc(local_naive: dt.datetime, tz: ZoneInfo, *, not_before: dt.datetime | None = None) -> dt.datetime:
+    """The UTC instant of a local wall time (naive, its fold ignored), by the rules in the module docstring.
+
+    A repeated wall time is its first instance unless that is before `not_before`; then its second.
+    A skipped wall time: zoneinfo reads it with the offset in force before the skip (fold=0), which is the
+    instant the skip's length later on the clock.
+    """
+    first = local_naive.replace(tzinfo=tz, fold=0).astimezone(dt.UTC)
+    # Whole seconds: rrule drops microseconds, and a wall time in the anchor's second is the anchor's.
+    if not_before is None or first >= not_before.replace(microsecond=0):
+        return first
+    # Only a repeated wall time has a second instance (fold=1 differs from fold=0 there, nowhere else).
+    second = local_naive.replace(tzinfo=tz, fold=1).astimezone(dt.UTC)
+    return max(first, second)
 
 
 def _day_start_local(anchor: dt.datetime, cal: PatientCalendar, day: int) -> dt.datetime:
@@ -112,13 +129,22 @@ def _day_start_local(anchor: dt.datetime, cal: PatientCalendar, day: int) -> dt.
 
 
 def _first_due_local(spec: RecurrenceSpec, anchor: dt.datetime, cal: PatientCalendar) -> dt.datetime:
-    """The first-due moment (local naive) for once/interval/after-completion kinds, never before the anchor."""
+    """The first-due wall time (local naive) for once/interval/after-completion kinds, never before the anchor's.
+
+    Convert it with `_first_due_utc` (or `_to_utc(..., not_before=anchor)`): a naive wall time equal to the
+    anchor's may name the earlier instance of a repeated hour.
+    """
     anchor_local = _to_local_naive(anchor, cal.tz)
     if spec.first_due_at is None:
         candidate = anchor_local + dt.timedelta(days=spec.first_due_day)
     else:
         candidate = dt.datetime.combine(_day_start_local(anchor, cal, spec.first_due_day).date(), spec.first_due_at)
     return max(candidate, anchor_local)
+
+
+def _first_due_utc(spec: RecurrenceSpec, anchor: dt.datetime, cal: PatientCalendar) -> dt.datetime:
+    """The first-due instant (aware UTC) for once/interval/after-completion kinds: at or after the anchor."""
+    return _to_utc(_first_due_local(spec, anchor, cal), cal.tz, not_before=anchor)
 
 
 def _until_local(spec: RecurrenceSpec, anchor: dt.datetime, cal: PatientCalendar) -> dt.datetime | None:
@@ -145,7 +171,7 @@ def _rule(
     if spec.kind == RecurrenceKind.INTERVAL:
         start = _first_due_local(spec, anchor, cal)
         if spec.every_hours:
-            start_utc = _to_utc(start, cal.tz).replace(tzinfo=None)
+            start_utc = _first_due_utc(spec, anchor, cal).replace(tzinfo=None)
             until_utc = _to_utc(until, cal.tz).replace(tzinfo=None) if until else None
             step = dt.timedelta(hours=spec.every_hours)
             if near is not None:
@@ -192,14 +218,17 @@ def _iter_from(
         first = _first_due_local(spec, anchor, cal)
         until = _until_local(spec, anchor, cal)
         if until is None or first <= until:
-            yield _to_utc(first, cal.tz)
+            yield _first_due_utc(spec, anchor, cal)
         return
     built = _rule(spec, anchor, cal, near)
     if built is None:
         return
     rule, in_utc = built
+    anchor_utc = anchor.astimezone(dt.UTC)
     for occurrence in rule:
-        yield occurrence.replace(tzinfo=dt.UTC) if in_utc else _to_utc(occurrence, cal.tz)
+        moment = occurrence.replace(tzinfo=dt.UTC) if in_utc else _to_utc(occurrence, cal.tz, not_before=anchor)
+        # rrule drops dtstart's microseconds, so an occurrence at the anchor can come out up to a second early.
+        yield max(moment, anchor_utc)
 
 
 def first_occurrence(spec: RecurrenceSpec, *, anchor: dt.datetime, cal: PatientCalendar) -> dt.datetime | None:

@@ -65,12 +65,21 @@ class Observation(models.Model):
     )
     # Derived values (corrected calcium, Ca x P) point at the measured values they were computed from.
     inputs = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="derived_values")
+    # A derived value's input ids, sorted and comma-separated ("" for a measured value): part of the identity
+    # of a measurement, so a derived value is stored once per effective time and inputs.
+    inputs_key = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-effective_at", "-pk"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(code__in=ALL_OBSERVATION_CODES), name="%(app_label)s_%(class)s_code_valid"
+            ),
+            # A resent result (same code, value, unit and effective time) is the same measurement; interfaces
+            # re-send routinely, and a second row would fire the rules again (issue 12).
+            models.UniqueConstraint(
+                fields=["enrollment", "code", "effective_at", "value", "unit", "inputs_key"],
+                name="%(app_label)s_%(class)s_unique_measurement",
             ),
         ]
         indexes = [

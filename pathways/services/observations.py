@@ -3,6 +3,10 @@
 Every write here goes through `clinical_data_record`, which validates everything first, writes all of it,
 computes derived values and runs the rule engine, in one transaction: either the values, their derived
 values, and the tasks and flags they trigger all exist, or none of them do.
+
+A resent result (same enrollment, code, value, unit and effective time) is the same measurement: the stored
+row is returned and nothing is written or run again. A derived value is stored once per effective time and
+inputs. The unique constraint `pathways_observation_unique_measurement` makes a second copy impossible.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pathways.choices import LIVE_ENROLLMENT_STATUSES, DerivedCode, Finding, ObservationCode, TaskStatus
@@ -44,16 +48,33 @@ class ObservationInput:
 
 @dataclass
 class ClinicalRecordResult:
-    """What recording did: the rows written and what the rules did with them."""
+    """What recording did: the rows stored for the values given and what the rules did with them.
+
+    `observations` and `derived` hold every row the request names, in order, including those already stored
+    before it (listed again in `already_stored`: a resent result, or a derived value with the same inputs).
+    """
 
     enrollment: Enrollment
     observations: list[Observation] = field(default_factory=list)
     derived: list[Observation] = field(default_factory=list)
+    already_stored: list[Observation] = field(default_factory=list)
     assessment: Assessment | None = None
     firings: list[RuleFiring] = field(default_factory=list)
     tasks_created: list[Task] = field(default_factory=list)
     flags_raised: list[Flag] = field(default_factory=list)
     flags_cleared: list[Flag] = field(default_factory=list)
+
+    @property
+    def wrote_anything(self) -> bool:
+        """False when every value was already stored and there was no assessment: nothing new at all."""
+        already = {o.pk for o in self.already_stored}
+        return self.assessment is not None or any(o.pk not in already for o in [*self.observations, *self.derived])
+
+    @property
+    def new_values(self) -> list[Observation]:
+        """The observations and derived values this recording stored (those the rules look at)."""
+        already = {o.pk for o in self.already_stored}
+        return [o for o in [*self.observations, *self.derived] if o.pk not in already]
 
 
 @dataclass(frozen=True)
@@ -131,10 +152,13 @@ def _prepare(values: Sequence[ObservationInput], *, default_at: dt.datetime, now
 
 
 def _latest(enrollment: Enrollment, code: str, *, at: dt.datetime) -> Observation | None:
-    """The newest value of `code` at or before `at` within the derived window (None if there is none)."""
+    """The newest value of `code` at or before `at` and no older than the derived window (None if none).
+
+    Both edges are inclusive: a value exactly DERIVED_WINDOW_HOURS old is still used (docs/clinical-rules.md).
+    """
     return (
         Observation.objects.filter(
-            enrollment=enrollment, code=code, effective_at__lte=at, effective_at__gt=at - derived_window()
+            enrollment=enrollment, code=code, effective_at__lte=at, effective_at__gte=at - derived_window()
         )
         .order_by("-effective_at", "-pk")
         .first()
@@ -143,57 +167,118 @@ def _latest(enrollment: Enrollment, code: str, *, at: dt.datetime) -> Observatio
 
 def _derive(
     enrollment: Enrollment, written: list[Observation], *, actor: User | None, now: dt.datetime
-) -> list[Observation]:
+) -> tuple[list[Observation], list[Observation]]:
     """Corrected calcium and Ca x P as of the newest new calcium/albumin/phosphate, from the latest inputs.
 
     Corrected calcium = calcium + 0.8 x (4.0 - albumin); Ca x P = corrected calcium x phosphate. Inputs
     older than the window (CAREPATH["DERIVED_WINDOW_HOURS"]) before that time are not used: without a
-    recent albumin there is no corrected calcium, and so no Ca x P.
+    recent albumin there is no corrected calcium, and so no Ca x P. Returns (derived values, those of
+    them already stored with the same inputs).
     """
     relevant = (ObservationCode.CALCIUM, ObservationCode.ALBUMIN, ObservationCode.PHOSPHATE)
     inputs = [o for o in written if o.code in relevant]
     if not inputs:
-        return []
+        return [], []
     at = max(o.effective_at for o in inputs)
-    derived: list[Observation] = []
     calcium = _latest(enrollment, ObservationCode.CALCIUM, at=at)
     albumin = _latest(enrollment, ObservationCode.ALBUMIN, at=at)
     if calcium is None or albumin is None:
-        return []
+        return [], []
     corrected_value = units.round4(calcium.value + Decimal("0.8") * (Decimal("4.0") - albumin.value))
-    corrected = _derived_row(
-        enrollment, DerivedCode.CORRECTED_CALCIUM, corrected_value, [calcium, albumin], actor=actor, now=now
-    )
-    derived.append(corrected)
+    wanted = [(DerivedCode.CORRECTED_CALCIUM, corrected_value, [calcium, albumin])]
     phosphate = _latest(enrollment, ObservationCode.PHOSPHATE, at=at)
     if phosphate is not None:
-        product = units.round4(corrected_value * phosphate.value)
-        derived.append(
-            _derived_row(enrollment, DerivedCode.CA_X_P, product, [calcium, albumin, phosphate], actor=actor, now=now)
+        wanted.append(
+            (DerivedCode.CA_X_P, units.round4(corrected_value * phosphate.value), [calcium, albumin, phosphate])
         )
-    return derived
+    derived: list[Observation] = []
+    already: list[Observation] = []
+    for code, value, sources in wanted:
+        row = Observation(
+            enrollment=enrollment,
+            code=code,
+            value=value,
+            unit=units.canonical_unit(code),
+            effective_at=max(o.effective_at for o in sources),
+            recorded_at=now,
+            recorded_by=actor,
+            inputs_key=",".join(str(pk) for pk in sorted(o.pk for o in sources)),
+        )
+        stored, created = _store_once(row)
+        if created:
+            stored.inputs.set(sources)
+        else:
+            already.append(stored)
+        derived.append(stored)
+    return derived, already
 
 
-def _derived_row(
+def _same_measurement(row: Observation) -> dict[str, Any]:
+    return {
+        "enrollment": row.enrollment,
+        "code": row.code,
+        "effective_at": row.effective_at,
+        "value": row.value,
+        "unit": row.unit,
+        "inputs_key": row.inputs_key,
+    }
+
+
+def _store_once(row: Observation) -> tuple[Observation, bool]:
+    """Insert `row` unless the same measurement is stored: (the stored row, whether it was inserted now).
+
+    The enrollment lock already serializes recordings; the savepoint keeps the unique constraint's answer
+    to a writer that does not hold it a reuse of the stored row rather than an aborted transaction.
+    """
+    existing = Observation.objects.filter(**_same_measurement(row)).order_by("pk").first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except IntegrityError:
+        existing = Observation.objects.filter(**_same_measurement(row)).order_by("pk").first()
+        if existing is None:
+            raise
+        return existing, False
+    return row, True
+
+
+def _store_values(
     enrollment: Enrollment,
-    code: str,
-    value: Decimal,
-    sources: list[Observation],
+    prepared: list[_Prepared],
     *,
+    assessment: Assessment | None,
+    task: Task | None,
     actor: User | None,
     now: dt.datetime,
-) -> Observation:
-    row = Observation.objects.create(
-        enrollment=enrollment,
-        code=code,
-        value=value,
-        unit=units.canonical_unit(code),
-        effective_at=max(o.effective_at for o in sources),
-        recorded_at=now,
-        recorded_by=actor,
-    )
-    row.inputs.set(sources)
-    return row
+) -> tuple[list[Observation], list[Observation]]:
+    """Store each distinct value once: (the rows for the values given, those of them stored before)."""
+    rows: list[Observation] = []
+    already: list[Observation] = []
+    for p in prepared:
+        row = Observation(
+            enrollment=enrollment,
+            code=p.normalized.code,
+            value=p.normalized.value,
+            unit=p.normalized.unit,
+            entered_value=p.normalized.entered_value,
+            entered_unit=p.normalized.entered_unit,
+            reference_high=p.reference_high,
+            reference_high_defaulted=p.reference_high_defaulted,
+            effective_at=p.effective_at,
+            recorded_at=now,
+            recorded_by=actor,
+            assessment=assessment,
+            task=task,
+        )
+        stored, created = _store_once(row)
+        if any(r.pk == stored.pk for r in rows):
+            continue  # the same value twice in one panel
+        rows.append(stored)
+        if not created:
+            already.append(stored)
+    return rows, already
 
 
 def _check_findings(findings: Iterable[str]) -> list[str]:
@@ -240,44 +325,34 @@ def clinical_data_record(
             recorded_by=actor,
             task=task,
         )
-    result.observations = Observation.objects.bulk_create(
-        [
-            Observation(
-                enrollment=enrollment,
-                code=p.normalized.code,
-                value=p.normalized.value,
-                unit=p.normalized.unit,
-                entered_value=p.normalized.entered_value,
-                entered_unit=p.normalized.entered_unit,
-                reference_high=p.reference_high,
-                reference_high_defaulted=p.reference_high_defaulted,
-                effective_at=p.effective_at,
-                recorded_at=now,
-                recorded_by=actor,
-                assessment=result.assessment,
-                task=task,
-            )
-            for p in prepared
-        ]
+    result.observations, already = _store_values(
+        enrollment, prepared, assessment=result.assessment, task=task, actor=actor, now=now
     )
-    result.derived = _derive(enrollment, result.observations, actor=actor, now=now)
+    new_measured = [o for o in result.observations if o not in already]
+    result.derived, already_derived = _derive(enrollment, new_measured, actor=actor, now=now)
+    result.already_stored = [*already, *already_derived]
+    if not result.wrote_anything:
+        logger.info(
+            "clinical data already stored: enrollment=%s observations=%s",
+            enrollment.pk,
+            [o.pk for o in result.observations],
+        )
+        return result
+    # Only what is new runs the rules: a resent value must not create work again.
     outcome = rules_evaluate(
         enrollment=enrollment,
-        trigger=RuleTrigger(
-            observations=[*result.observations, *result.derived],
-            findings=findings,
-            assessment=result.assessment,
-        ),
+        trigger=RuleTrigger(observations=result.new_values, findings=findings, assessment=result.assessment),
         actor=actor,
         now=now,
     )
     result.firings, result.tasks_created = outcome.firings, outcome.tasks_created
     result.flags_raised, result.flags_cleared = outcome.flags_raised, outcome.flags_cleared
     logger.info(
-        "clinical data recorded: enrollment=%s observations=%s derived=%s firings=%s",
+        "clinical data recorded: enrollment=%s observations=%s derived=%s already_stored=%s firings=%s",
         enrollment.pk,
         [o.pk for o in result.observations],
         [o.pk for o in result.derived],
+        [o.pk for o in result.already_stored],
         [f.pk for f in result.firings],
     )
     return result

@@ -114,7 +114,8 @@ def tasks_escalate_overdue(
             tasks = list(
                 Task.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(status__in=WORKABLE_STATUSES, blocked_by=[], due_at__lt=now)
-                .filter(Q(escalation_level=0) | Q(escalation_level=1, due_at__lt=second))
+                # "Still open 24 h past due" includes exactly 24 h (docs/scheduling.md; tested at the edge).
+                .filter(Q(escalation_level=0) | Q(escalation_level=1, due_at__lte=second))
                 .order_by("due_at", "pk")[:size]
             )
             if not tasks:
@@ -122,7 +123,7 @@ def tasks_escalate_overdue(
             changes: list[TaskChange] = []
             reached: dict[int, list[int]] = {}
             for task in tasks:
-                change, levels = _escalation(task, to_level=2 if task.due_at < second else 1, now=now)
+                change, levels = _escalation(task, to_level=2 if task.due_at <= second else 1, now=now)
                 changes.append(change)
                 reached[task.pk] = levels
                 for level in levels:
