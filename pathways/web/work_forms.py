@@ -96,7 +96,10 @@ class CompleteWithValuesForm(forms.Form):
             label = labels[code].split(" (")[0]
             self.fields[f"value_{code}"] = forms.CharField(required=False, max_length=32, label=label)
             self.fields[f"unit_{code}"] = forms.ChoiceField(
-                choices=unit_choices(code), label=f"{label} unit", initial=QUANTITIES[code].canonical
+                choices=unit_choices(code),
+                label=f"{label} unit",
+                initial=QUANTITIES[code].canonical,
+                widget=forms.Select(attrs={"aria-label": f"{label} unit"}),
             )
 
     def value_rows(self) -> list[tuple[str, forms.BoundField, forms.BoundField]]:
