@@ -69,6 +69,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The workspace's header: nav links the user may open, start page, unread notifications.
+                "pathways.web.nav.workspace_context",
             ],
         },
     },
@@ -116,7 +118,7 @@ if WHITENOISE_USE_FINDERS:
     Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
 
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/dashboard/"
+LOGIN_REDIRECT_URL = "workspace:home"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Default: each e-mail is written as a file under var/mail/ (nothing leaves the machine until an operator

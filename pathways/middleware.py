@@ -1,6 +1,6 @@
 """Request ids and the audit trail for every request that can touch patient data.
 
-AuditMiddleware is the ONE mechanism that audits API and dashboard requests (docs/audit.md):
+AuditMiddleware is the ONE mechanism that audits API, dashboard and workspace requests (docs/audit.md):
 - it gives each request an id (a sane incoming X-Request-ID is kept, else a new UUID) that is echoed in the
   response, attached to log records, and stored on the audit event;
 - it runs the view inside one database transaction and, before that transaction commits, appends an
@@ -27,8 +27,10 @@ from pathways.models import Patient, User
 from pathways.request_context import AuditNote, RequestContext, request_context_enter, request_context_exit
 from pathways.services.audit import audit_record, outcome_for_status
 
-# Everything that serves or changes data; static files and the health check are not audited.
-AUDITED_PREFIXES = ("/api/", "/dashboard/", "/accounts/", "/admin/")
+# Everything that serves or changes data is audited, the workspace at the site root included (so a new page
+# cannot be forgotten); only static files, the health check, the favicon redirect and the benchmarks' bare
+# floor views are not.
+UNAUDITED_PREFIXES = ("/static/", "/healthz", "/favicon.ico", "/bench-floor/")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Error codes in the API's one error shape, kept as the outcome description.
 _MAX_QUERY = 2000
@@ -65,7 +67,7 @@ class AuditMiddleware:
         )
         token = request_context_enter(context)
         try:
-            if not request.path.startswith(AUDITED_PREFIXES):
+            if request.path.startswith(UNAUDITED_PREFIXES):
                 response = self.get_response(request)
             else:
                 response = self._audited(request, context)

@@ -41,7 +41,7 @@ from django.db.models import (
 from django.db.models.functions import Ceil, Greatest, NullIf, TruncWeek
 from django.utils import timezone
 
-from pathways.choices import OPEN_TASK_STATUSES, Prong, TaskStatus
+from pathways.choices import OPEN_TASK_STATUSES, TaskStatus
 from pathways.errors import InvalidInput
 from pathways.models import FirstAction, Task, TaskTemplate, User
 from pathways.selectors.access import scope_enrollments, scope_tasks
@@ -409,24 +409,3 @@ def overdue_tasks(*, user: User, now: dt.datetime | None = None) -> QuerySet[Tas
         .select_related("enrollment__patient__site", "assignee", "template")
         .order_by("due_at", "pk")
     )
-
-
-def patient_board(*, user: User, patient_id: int) -> dict[str, Any] | None:
-    """A patient's live (or latest) enrollment with its tasks in the three prongs (plus support), side by side.
-    None when the patient is out of the user's scope."""
-    enrollment = (
-        scope_enrollments(user)
-        .filter(patient_id=patient_id)
-        .select_related("patient__site", "template")
-        .order_by("-enrolled_at", "-pk")
-        .first()
-    )
-    if enrollment is None:
-        return None
-    tasks = (
-        scope_tasks(user).filter(enrollment=enrollment).select_related("assignee", "template").order_by("due_at", "pk")
-    )
-    columns: dict[str, list[Task]] = {prong.value: [] for prong in Prong}
-    for task in tasks:  # grouping rows for display, not computing a metric
-        columns.setdefault(task.prong, []).append(task)
-    return {"enrollment": enrollment, "columns": [(Prong(p).label, p, items) for p, items in columns.items()]}

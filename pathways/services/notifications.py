@@ -200,3 +200,10 @@ def notification_mark_read(*, notification_id: int, user: User, now: dt.datetime
         notification.read_at = now or timezone.now()
         notification.save(update_fields=["read_at"])
     return notification
+
+
+@transaction.atomic
+def notifications_mark_all_read(*, user: User, now: dt.datetime | None = None) -> int:
+    """Mark every unread notification of the user read (one UPDATE); returns how many were unread. Those
+    already read keep their first read time."""
+    return Notification.objects.filter(user=user, read_at__isnull=True).update(read_at=now or timezone.now())

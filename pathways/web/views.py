@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -26,7 +26,7 @@ from pathways.selectors.access import (
     scope_audit_events,
     scope_patients,
 )
-from pathways.selectors.adherence import adherence_weekly, adherence_window, overdue_tasks, patient_board, weekly_rates
+from pathways.selectors.adherence import adherence_weekly, adherence_window, overdue_tasks, weekly_rates
 from pathways.web.charts import bar_chart, line_chart
 from pathways.web.forms import AuditFilterForm, LockoutAuthenticationForm, WindowForm
 
@@ -143,29 +143,6 @@ def patients(request: HttpRequest) -> HttpResponse:
     page = Paginator(qs, AUDIT_PAGE).get_page(request.GET.get("page"))
     audit_note(request, entity_type="patient", entity_ids=[p.pk for p in page], subtype="dashboard patients")
     return render(request, "pathways/dashboard/patients.html", {"page": page, "mrn": mrn})
-
-
-@login_required
-def board(request: HttpRequest, patient_id: int) -> HttpResponse:
-    """A patient's pathway board: the prongs side by side, each task with its state and timing."""
-    user = _staff(request)
-    data = patient_board(user=user, patient_id=patient_id)
-    if data is None:
-        raise Http404("no such patient")
-    enrollment = data["enrollment"]
-    audit_note(
-        request,
-        entity_type="patient",
-        entity_id=str(patient_id),
-        patient_id=patient_id,
-        subtype="dashboard board",
-        entity_ids=[str(enrollment.pk)],
-    )
-    return render(
-        request,
-        "pathways/dashboard/board.html",
-        {"enrollment": enrollment, "patient": enrollment.patient, "columns": data["columns"], "now": timezone.now()},
-    )
 
 
 @login_required

@@ -144,7 +144,7 @@ def test_an_auditor_sees_charts_and_the_apis_numbers_without_console_errors(
     driver.save_screenshot(str(artifacts / "board.png"))
     driver.get(f"{live_server.url}/dashboard/audit/?{urlencode({'patient': patient_id})}")
     subtypes = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr td:nth-child(4)")]
-    assert "dashboard board" in subtypes  # the board just viewed is in the audit log
+    assert "workspace patient page" in subtypes  # the board (now the patient page) just viewed is in the log
     driver.save_screenshot(str(artifacts / "audit.png"))
     assert _console_errors(driver) == []
 

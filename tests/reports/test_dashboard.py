@@ -24,9 +24,11 @@ def _event(response) -> AuditEvent:
 def test_logging_in_through_the_page_lands_on_the_dashboard_and_is_audited(world: World) -> None:
     client = Client()
     response = client.post("/accounts/login/", {"username": "audit", "password": "test-password-123"})
-    assert response.status_code == 302 and response["Location"] == "/dashboard/"
+    # Every role goes through the workspace's landing page, which sends an auditor to the dashboard.
+    assert response.status_code == 302 and response["Location"] == "/"
     event = _event(response)
     assert (event.subtype, event.outcome, event.actor) == ("login", AuditOutcome.SUCCESS, world.users["auditor"])
+    assert client.get("/")["Location"] == "/dashboard/"
     page = client.get("/dashboard/")
     assert page.status_code == 200 and b'id="chart-prong"' in page.content
 
@@ -76,13 +78,14 @@ def test_who_may_open_which_page(world: World, role: str, path: str, status: int
 
 @pytest.mark.postgres
 def test_a_patients_board_shows_the_prongs_side_by_side_and_is_audited_as_a_patient_read(world: World) -> None:
-    response = _login(world.users["auditor"]).get(f"/dashboard/patients/{world.patient.pk}/")
+    # The board is now the workspace's patient page (tests/web/test_patient_page.py); the old URL redirects.
+    response = _login(world.users["auditor"]).get(f"/dashboard/patients/{world.patient.pk}/", follow=True)
+    assert response.redirect_chain == [(f"/patients/{world.patient.pk}/", 302)]
     assert response.status_code == 200
     html = response.content.decode()
     for prong in ("wound_care", "oxygenation_blood_flow", "calcium_reduction", "support"):
         assert f'data-prong="{prong}"' in html
     assert f'data-task="{world.task.pk}"' in html
-    assert world.patient.family_name not in html  # identifiers only on the board
     event = _event(response)
     assert (event.action, event.entity_type, event.patient_id) == (AuditAction.READ, "patient", world.patient.pk)
 
