@@ -186,7 +186,6 @@ def test_malformed_query_strings_are_400_not_500(world: World) -> None:
     assert client.get("/assign/", {"patient": "abc"}).status_code == 400
 
 
-@pytest.mark.xfail(strict=False, reason="needs H1's middleware change")
 def test_a_coordinator_page_is_audited_with_the_patients_it_showed(world: World) -> None:
     client_as(world.users["coordinator"]).get(f"/patients/{world.patient.pk}/edit/")
     event = AuditEvent.objects.filter(subtype="workspace patient edit").get()
