@@ -59,6 +59,8 @@ def test_the_embedded_run_command_starts_web_worker_and_beat_and_healthz_answers
         assert body["checks"]["broker"]["transport"] == "filesystem"
         # Demo data was seeded into the empty database, and the worker and beat came up.
         assert "Demo logins" in output
+        # Each demo login is printed with the page that role starts on (issue 13).
+        assert "starts at /work/" in output and "starts at /patients/" in output and "starts at /dashboard/" in output
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (" ready." in output and "beat: Starting" in output):
             time.sleep(1)

@@ -7,8 +7,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pathways.choices import TemplateStatus
-from pathways.models import PathwayTemplate
+from pathways.models import PathwayTemplate, User
 from pathways.services.demo import DEMO_PASSWORD, demo_seed
+from pathways.web.nav import start_url
 
 
 class Command(BaseCommand):
@@ -25,5 +26,8 @@ class Command(BaseCommand):
         logins = demo_seed(patients_per_site=options["patients_per_site"], progress=self.stdout.write)
         self.stdout.write("")
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}) - synthetic data, not for production:")
+        users = User.objects.in_bulk([login.username for login in logins], field_name="username")
         for login in logins:
-            self.stdout.write(f"  {login.username:<22} {', '.join(login.roles):<20} sites: {', '.join(login.sites)}")
+            start = start_url(users[login.username]) if login.username in users else "/"
+            roles, sites = ", ".join(login.roles), ", ".join(login.sites)
+            self.stdout.write(f"  {login.username:<22} {roles:<20} starts at {start:<12} sites: {sites}")

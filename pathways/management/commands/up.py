@@ -78,8 +78,10 @@ class Command(BaseCommand):
         }
         children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
         self.stdout.write(
-            f"running: web on http://{bind}/ (dashboard /dashboard/, API /api/v1/, health /healthz), "
-            "worker, beat. Ctrl-C to stop."
+            f"running: web on http://{bind}/ (log in there; API /api/v1/, health /healthz), worker, beat. "
+            "Ctrl-C to stop.\n"
+            "  where each role starts: specialists My work /work/, coordinators Patients /patients/ "
+            "(unassigned work /assign/), auditors Adherence /dashboard/, admins My work /work/ (everything in the menu)"
         )
 
         def stop(*_: object) -> None:
