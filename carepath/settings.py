@@ -200,9 +200,6 @@ CAREPATH = {
     "CONTENT_DIR": BASE_DIR / "pathways" / "content",
 }
 
-# Benchmarks only: mount /bench-floor/ (pathways/bench/floor.py, docs/benchmarks.md). Never on in production.
-CAREPATH_BENCH_FLOOR = env.bool("CAREPATH_BENCH_FLOOR", default=False)
-
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,6 +1,5 @@
 """URL configuration: API under /api/v1/, dashboard under /dashboard/, health at /healthz."""
 
-from django.conf import settings
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
@@ -22,7 +21,3 @@ urlpatterns = [
     path("accounts/login/", DashboardLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
 ]
-
-if settings.CAREPATH_BENCH_FLOOR:
-    # Benchmarks only (docs/benchmarks.md): the API pages' SQL without the framework, outside /api/v1/.
-    urlpatterns.append(path("bench-floor/", include("pathways.bench.urls")))

@@ -157,87 +157,8 @@ class CareTeamMemberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TaskSerializer(serializers.ModelSerializer):
-    patient = serializers.IntegerField(source="enrollment.patient_id", read_only=True)
-    template: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    is_overdue = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Task
-        fields = [
-            "id",
-            "enrollment",
-            "patient",
-            "template",
-            "schedule",
-            "occurrence",
-            "rule_code",
-            "title",
-            "prong",
-            "role",
-            "assignee",
-            "status",
-            "status_before_hold",
-            "hold_until",
-            "priority",
-            "available_at",
-            "due_at",
-            "is_overdue",
-            "blocked_by",
-            "instructions",
-            "started_at",
-            "completed_at",
-            "completed_by",
-            "outcome",
-            "version",
-            "escalation_level",
-            "escalated_at",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
-
-    @extend_schema_field(serializers.BooleanField())
-    def get_is_overdue(self, task: Task) -> bool:
-        return task.status in OPEN_TASK_STATUSES and task.due_at < timezone.now()
-
-    def to_representation(self, instance: Task) -> dict[str, Any]:
-        """The fields above, built directly. DRF's generic path (instantiating 29 fields per request, then a
-        get_attribute and a to_representation call per field and row) was the largest framework cost of the
-        queue and task list pages (docs/benchmarks.md, "Pages"). The declared fields still define the schema;
-        tests/bench/test_fast_paths.py checks this returns exactly what the generic path returns."""
-        task, when = instance, _datetime
-        return {
-            "id": task.pk,
-            "enrollment": task.enrollment_id,
-            "patient": task.enrollment.patient_id,
-            "template": task.template.code if task.template_id is not None and task.template else None,
-            "schedule": task.schedule_id,
-            "occurrence": task.occurrence,
-            "rule_code": str(task.rule_code),
-            "title": str(task.title),
-            "prong": str(task.prong),
-            "role": str(task.role),
-            "assignee": task.assignee_id,
-            "status": str(task.status),
-            "status_before_hold": str(task.status_before_hold),
-            "hold_until": when(task.hold_until),
-            "priority": str(task.priority),
-            "available_at": when(task.available_at),
-            "due_at": when(task.due_at),
-            "is_overdue": self.get_is_overdue(task),
-            "blocked_by": task.blocked_by,
-            "instructions": str(task.instructions),
-            "started_at": when(task.started_at),
-            "completed_at": when(task.completed_at),
-            "completed_by": task.completed_by_id,
-            "outcome": str(task.outcome),
-            "version": task.version,
-            "escalation_level": task.escalation_level,
-            "escalated_at": when(task.escalated_at),
-            "created_at": when(task.created_at),
-            "updated_at": when(task.updated_at),
-        }
+def _task_is_overdue(task: Task) -> bool:
+    return task.status in OPEN_TASK_STATUSES and task.due_at < timezone.now()
 
 
 def _datetime(value: dt.datetime | None) -> str | None:
@@ -246,6 +167,65 @@ def _datetime(value: dt.datetime | None) -> str | None:
         return None
     text = value.astimezone(timezone.get_current_timezone()).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+# A task's API fields, in order, each with how the fast path reads it from a Task (one list: TaskSerializer's
+# Meta.fields and its to_representation both come from here). A getter must return what DRF's field for that name
+# would render; tests/api/test_task_serializer_fast_path.py compares the two for tasks in every kind of state.
+TASK_FIELDS: tuple[tuple[str, Callable[[Task], Any]], ...] = (
+    ("id", lambda t: t.pk),
+    ("enrollment", lambda t: t.enrollment_id),
+    ("patient", lambda t: t.enrollment.patient_id),
+    ("template", lambda t: t.template.code if t.template_id is not None and t.template else None),
+    ("schedule", lambda t: t.schedule_id),
+    ("occurrence", lambda t: t.occurrence),
+    ("rule_code", lambda t: str(t.rule_code)),
+    ("title", lambda t: str(t.title)),
+    ("prong", lambda t: str(t.prong)),
+    ("role", lambda t: str(t.role)),
+    ("assignee", lambda t: t.assignee_id),
+    ("status", lambda t: str(t.status)),
+    ("status_before_hold", lambda t: str(t.status_before_hold)),
+    ("hold_until", lambda t: _datetime(t.hold_until)),
+    ("priority", lambda t: str(t.priority)),
+    ("available_at", lambda t: _datetime(t.available_at)),
+    ("due_at", lambda t: _datetime(t.due_at)),
+    ("is_overdue", _task_is_overdue),
+    ("blocked_by", lambda t: t.blocked_by),
+    ("instructions", lambda t: str(t.instructions)),
+    ("started_at", lambda t: _datetime(t.started_at)),
+    ("completed_at", lambda t: _datetime(t.completed_at)),
+    ("completed_by", lambda t: t.completed_by_id),
+    ("outcome", lambda t: str(t.outcome)),
+    ("version", lambda t: t.version),
+    ("escalation_level", lambda t: t.escalation_level),
+    ("escalated_at", lambda t: _datetime(t.escalated_at)),
+    ("created_at", lambda t: _datetime(t.created_at)),
+    ("updated_at", lambda t: _datetime(t.updated_at)),
+)
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    patient = serializers.IntegerField(source="enrollment.patient_id", read_only=True)
+    template: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    is_overdue = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Task
+        fields = [name for name, _ in TASK_FIELDS]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_is_overdue(self, task: Task) -> bool:
+        return _task_is_overdue(task)
+
+    def to_representation(self, instance: Task) -> dict[str, Any]:
+        """The fields of TASK_FIELDS, read by their getters. DRF's generic path (instantiating 29 fields per
+        request, then a get_attribute and a to_representation call per field and row) was the largest framework
+        cost of the queue and task list pages (docs/benchmarks.md, "Pages"). The declared fields still define the
+        schema; tests/api/test_task_serializer_fast_path.py checks this returns exactly what the generic path
+        returns."""
+        return {name: get(instance) for name, get in TASK_FIELDS}
 
 
 class TaskEventSerializer(serializers.ModelSerializer):

@@ -1,5 +1,10 @@
 """The benchmark suite works (no timing assertions): the command at a tiny scale, the floor's JSON equals the
-API's, and enrolling costs a fixed number of queries."""
+API's, and enrolling costs a fixed number of queries.
+
+The bench app is installed only by carepath.bench_settings, so under the test settings `manage.py bench` is not a
+registered command: these tests run the command's class (call_command accepts a command object) and route
+/bench-floor/ with the bench URLconf (bench.urls). tests/bench/test_bench_settings.py checks the settings
+themselves in a subprocess."""
 
 from __future__ import annotations
 
@@ -15,9 +20,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from pathways.bench.data import BENCH_SITES, bench_fill
+from bench.data import BENCH_SITES, bench_fill
+from bench.management.commands.bench import Command as BenchCommand
 from pathways.choices import OPEN_TASK_STATUSES, TaskStatus
-from pathways.models import Enrollment, PathwayTemplate, Site, Task, User
+from pathways.domain.applicability import template_applies
+from pathways.models import Enrollment, PathwayTemplate, Schedule, Site, Task, TaskTemplate, User
 from pathways.services.enrollment import enrollment_apply
 from tests.factories import PatientFactory
 
@@ -29,7 +36,7 @@ def test_bench_command_at_a_tiny_scale_fills_measures_and_writes_a_results_table
 ) -> None:
     out, results = io.StringIO(), tmp_path / "results.md"
     call_command(
-        "bench",
+        BenchCommand(),
         scales="300",
         quick=True,
         http=False,
@@ -57,12 +64,12 @@ def test_bench_command_at_a_tiny_scale_fills_measures_and_writes_a_results_table
 def test_bench_command_refuses_a_scale_below_what_the_database_already_holds(pathway: PathwayTemplate) -> None:
     bench_fill(tasks=200, now=timezone.now(), progress=False)
     with pytest.raises(CommandError, match="fresh database"):
-        call_command("bench", scales="100", http=False, progress=False, stdout=io.StringIO())
+        call_command(BenchCommand(), scales="100", http=False, progress=False, stdout=io.StringIO())
 
 
 def test_bench_command_rejects_malformed_scales(pathway: PathwayTemplate) -> None:
     with pytest.raises(CommandError, match="comma-separated"):
-        call_command("bench", scales="10k", http=False, stdout=io.StringIO())
+        call_command(BenchCommand(), scales="10k", http=False, stdout=io.StringIO())
 
 
 def test_filling_grows_the_same_network_incrementally(pathway: PathwayTemplate) -> None:
@@ -79,13 +86,49 @@ def test_filling_grows_the_same_network_incrementally(pathway: PathwayTemplate) 
     assert Task.objects.filter(status__in=OPEN_TASK_STATUSES).exists()
 
 
+def test_a_filled_dataset_gives_no_patient_a_task_or_schedule_whose_template_does_not_apply(
+    pathway: PathwayTemplate,
+) -> None:
+    bench_fill(tasks=3000, now=timezone.now(), progress=False)  # 60 enrollments
+    templates = {t.pk: t for t in TaskTemplate.objects.filter(pathway=pathway)}
+    patients = {
+        e.pk: e.patient
+        for e in Enrollment.objects.select_related("patient").filter(
+            patient__site__code__in=[c for c, _, _ in BENCH_SITES]
+        )
+    }
+    tasks = set(
+        Task.objects.filter(enrollment_id__in=patients, template__isnull=False).values_list(
+            "enrollment_id", "template_id"
+        )
+    )
+    schedules = set(
+        Schedule.objects.filter(enrollment_id__in=patients).values_list("enrollment_id", "task_template_id")
+    )
+    for kind, pairs in (("task", tasks), ("schedule", schedules)):
+        wrong = sorted(
+            (patients[e].mrn, patients[e].dialysis_modality, templates[t].code)
+            for e, t in pairs
+            if not template_applies(templates[t], patients[e])
+        )
+        assert wrong == [], f"{kind}s the product would never create: {wrong[:10]}"
+    # Not vacuous: the data holds patients off hemodialysis and on warfarin, and the conditional templates went
+    # to the patients they apply to.
+    by_code = {t.code: t.pk for t in templates.values()}
+    assert {p.dialysis_modality for p in patients.values()} > {"HD"}
+    assert any("warfarin" in (p.risk_medications or []) for p in patients.values())
+    for code in ("sodium-thiosulfate", "pain-score-dialysis"):
+        assert any(t == by_code[code] for _, t in schedules), code
+    assert any(patients[e].dialysis_modality != "HD" for e, _ in tasks)
+
+
 def test_a_long_history_holds_every_task_state(pathway: PathwayTemplate) -> None:
     bench_fill(tasks=12_000, now=timezone.now(), progress=False)  # 240 enrollments, the oldest 96 days ago
     assert set(Task.objects.values_list("status", flat=True)) == set(TaskStatus.values)
     assert set(Enrollment.objects.values_list("status", flat=True)) >= {"completed", "active"}
 
 
-@pytest.mark.urls("tests.bench.urls")
+@pytest.mark.urls("bench.urls")
 @pytest.mark.parametrize(
     ("username", "api", "floor"),
     [
@@ -125,7 +168,7 @@ def test_the_floor_returns_the_same_json_as_the_api_page(
     assert len(queries.captured_queries) == 6
 
 
-@pytest.mark.urls("tests.bench.urls")
+@pytest.mark.urls("bench.urls")
 def test_the_floor_refuses_a_missing_or_unknown_token(client, pathway: PathwayTemplate) -> None:
     assert client.get("/bench-floor/queue/").status_code == 401
     assert client.get("/bench-floor/queue/", HTTP_AUTHORIZATION="Token nope").status_code == 401

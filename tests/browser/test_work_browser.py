@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from pathways.services.scheduling import schedules_materialize_due
 
 from pathways.choices import Role, TaskStatus
 from pathways.models import Enrollment, Flag, Task, User
 from pathways.services.enrollment import care_team_add, enrollment_apply
+from pathways.services.sweeps import schedules_materialize_due
 from tests.browser.axe import assert_accessible
 from tests.browser.conftest import CHROMEDRIVER, CHROMIUM
 from tests.factories import PatientFactory, UserFactory

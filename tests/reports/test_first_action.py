@@ -18,7 +18,7 @@ from django.db.models import Min, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from pathways.bench.data import BENCH_SITES, bench_fill
+from bench.data import BENCH_SITES, bench_fill
 from pathways.choices import Prong, Role, TaskStatus
 from pathways.models import CareTeamMember, Enrollment, FirstAction, PathwayTemplate, Task, TaskTemplate
 from pathways.services.enrollment import enrollment_apply

@@ -20,8 +20,8 @@ from django.db import connection, connections
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from bench.data import bench_create_due_schedules
 from carepath.celery import app
-from pathways.bench.data import bench_create_due_schedules
 from pathways.choices import NotificationKind, Role
 from pathways.models import Notification, Schedule, Task
 from pathways.services.enrollment import care_team_add

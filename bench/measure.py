@@ -15,14 +15,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from pathways.bench.data import (
+from bench.data import (
     BENCH_SITES,
     SIDE_SITE,
     bench_create_due_schedules,
     bench_remove_side_data,
 )
-from pathways.bench.floor import floor_queue, floor_tasks
-from pathways.bench.http import LoadResult, check_page, gunicorn_server, wrk_run
+from bench.floor import floor_queue, floor_tasks
+from bench.http import LoadResult, check_page, gunicorn_server, wrk_run
 from pathways.choices import OPEN_TASK_STATUSES, EnrollmentStatus, Role
 from pathways.models import Enrollment, Patient, Schedule, Site, Task, User
 from pathways.selectors.adherence import Window, adherence_by, adherence_window

@@ -5,7 +5,9 @@ specialists), two coordinators per site and one auditor; patients enrolled at a 
 a bigger task table means a longer history, not a busier ward: the newest ACTIVE_DAYS of enrollments are live
 (about 200 at every scale), older ones ended (completed, some revoked). Each enrollment has a full care team
 (one specialist per role plus a coordinator), one schedule per recurring template, and TASKS_PER_ENROLLMENT
-tasks drawn from the pathway's templates in proportion to their cadence, in every state: history mostly
+tasks drawn from the pathway's templates in proportion to their cadence, in every state; only templates that
+apply to the patient, decided by the product's template_applies as enrollment decides (no sodium thiosulfate
+for a patient not on hemodialysis, no INR checks without warfarin). History mostly
 completed (on time or late), some cancelled, failed or entered in error; live work requested (in the role pool
 or assigned), accepted, in progress, on hold, some overdue and escalated.
 
@@ -37,6 +39,7 @@ from pathways.choices import (
     TaskStatus,
     TemplateStatus,
 )
+from pathways.domain.applicability import template_applies
 from pathways.models import (
     CareTeamMember,
     Enrollment,
@@ -82,7 +85,10 @@ _WEEKLY_WEIGHT = {
 
 def require_postgresql() -> None:
     if connection.vendor != "postgresql":
-        raise CommandError("the benchmarks need PostgreSQL (DATABASE_URL=postgres://...)")
+        raise CommandError(
+            "the benchmarks need PostgreSQL: DJANGO_SETTINGS_MODULE=carepath.bench_settings "
+            "DATABASE_URL=postgres://…/carepath_bench_data manage.py bench (docs/benchmarks.md)"
+        )
 
 
 def active_pathway() -> PathwayTemplate:
@@ -188,7 +194,48 @@ class _Template:
     within: dt.timedelta
     instructions: str
     recurring: bool
-    needs_warfarin: bool
+
+
+class _Applicable:
+    """The pathway's templates that apply to a patient, with their weights, decided by the product's own rule
+    (pathways.domain.applicability.template_applies, which enrollment uses), so the bench never gives a patient a
+    task or schedule that enrolling them would not. Memoized per patient shape (modality, medications): a fill
+    has a handful of shapes and tens of thousands of patients."""
+
+    def __init__(self, pathway: PathwayTemplate) -> None:
+        self._models = list(pathway.task_templates.order_by("position"))
+        self._templates = [
+            _Template(
+                pk=t.pk,
+                code=t.code,
+                title=t.title,
+                prong=t.prong,
+                role=t.role,
+                priority=t.priority,
+                within=dt.timedelta(hours=t.due_within_hours),
+                instructions=t.instructions,
+                recurring=t.recurrence_kind not in (RecurrenceKind.ONCE, RecurrenceKind.ON_TRIGGER),
+            )
+            for t in self._models
+        ]
+        self._weights = [_template_weight(t) for t in self._models]
+        self._by_shape: dict[tuple[str, tuple[str, ...]], tuple[list[_Template], list[float]]] = {}
+
+    def for_patient(self, *, modality: str, medications: Sequence[str]) -> tuple[list[_Template], list[float]]:
+        """(templates, weights) for a patient with this dialysis modality and these risk medications."""
+        key = (modality, tuple(sorted(medications)))
+        if key not in self._by_shape:
+            # An unsaved Patient with the generated row's values: template_applies reads nothing else.
+            patient = Patient(dialysis_modality=modality, risk_medications=list(medications))
+            chosen = [
+                (template, weight)
+                for model, template, weight in zip(self._models, self._templates, self._weights, strict=True)
+                if template_applies(model, patient)
+            ]
+            if not chosen:
+                raise CommandError(f"no template of the pathway applies to a {modality} patient on {medications}")
+            self._by_shape[key] = ([t for t, _ in chosen], [w for _, w in chosen])
+        return self._by_shape[key]
 
 
 @dataclass
@@ -356,24 +403,7 @@ def bench_fill(*, tasks: int, now: dt.datetime, progress: bool = True) -> FillRe
     report = FillReport(tasks_before=before, tasks_after=before, enrollments_added=0, seconds=0.0)
     if missing <= 0:
         return report
-    templates = [
-        _Template(
-            pk=t.pk,
-            code=t.code,
-            title=t.title,
-            prong=t.prong,
-            role=t.role,
-            priority=t.priority,
-            within=dt.timedelta(hours=t.due_within_hours),
-            instructions=t.instructions,
-            recurring=t.recurrence_kind not in (RecurrenceKind.ONCE, RecurrenceKind.ON_TRIGGER),
-            needs_warfarin="warfarin" in ((t.applies_if or {}).get("medications_any") or []),
-        )
-        for t in pathway.task_templates.order_by("position")
-    ]
-    weights = [_template_weight(t) for t in pathway.task_templates.order_by("position")]
-    no_warfarin = [t for t in templates if not t.needs_warfarin]
-    no_warfarin_w = [w for t, w in zip(templates, weights, strict=True) if not t.needs_warfarin]
+    applicable = _Applicable(pathway)
     n0 = Enrollment.objects.filter(patient__site__code__in=[c for c, _, _ in BENCH_SITES]).count()
     count = -(-missing // TASKS_PER_ENROLLMENT)
     bar = tqdm(total=missing, unit="task", unit_scale=True, disable=not progress, desc=f"fill to {tasks:,}")
@@ -387,7 +417,7 @@ def bench_fill(*, tasks: int, now: dt.datetime, progress: bool = True) -> FillRe
                 now=now,
                 population=population,
                 pathway=pathway,
-                templates=(templates, weights, no_warfarin, no_warfarin_w),
+                applicable=applicable,
                 bar=bar,
             )
         report.enrollments_added += len(chunk)
@@ -421,10 +451,9 @@ def _fill_chunk(
     now: dt.datetime,
     population: Population,
     pathway: PathwayTemplate,
-    templates: tuple[list[_Template], list[float], list[_Template], list[float]],
+    applicable: _Applicable,
     bar: Any,
 ) -> int:
-    all_templates, weights, no_warfarin, no_warfarin_w = templates
     n_enr = len(chunk)
     patient_ids = _reserve_ids(Patient, n_enr)
     enrollment_ids = _reserve_ids(Enrollment, n_enr)
@@ -441,6 +470,8 @@ def _fill_chunk(
         enrolled_at = now - age
         warfarin = rng.random() < 0.15
         modality = rng.choices(("HD", "PD", "transplant", "none"), weights=(80, 10, 5, 5))[0]
+        medications = ["warfarin"] if warfarin else []
+        usable, weights = applicable.for_patient(modality=modality, medications=medications)
         patients.append(
             (
                 patient_ids[k],
@@ -454,7 +485,7 @@ def _fill_chunk(
                 json.dumps([0, 2, 4] if n % 2 else [1, 3, 5]) if modality == "HD" else "[]",
                 dt.time(13, 0) if n % 2 else dt.time(7, 0),
                 "[]",
-                json.dumps(["warfarin"] if warfarin else []),
+                json.dumps(medications),
                 enrolled_at - dt.timedelta(days=2),
             )
         )
@@ -478,7 +509,7 @@ def _fill_chunk(
                 held_at,
                 ended_at,
                 "course finished (synthetic)" if ended_at else "",
-                json.dumps(["warfarin"] if warfarin else []),
+                json.dumps(medications),
                 "[]",
             )
         )
@@ -488,7 +519,6 @@ def _fill_chunk(
         }
         members += [(enrollment_ids[k], uid, role, enrolled_at, None) for role, uid in team.items()]
         members.append((enrollment_ids[k], coordinator, Role.COORDINATOR.value, enrolled_at, None))
-        usable = all_templates if warfarin else no_warfarin
         for t in usable:
             if not t.recurring:
                 continue
@@ -516,7 +546,7 @@ def _fill_chunk(
             events.append((enrollment_ids[k], status.value, ended_at, coordinator, "", "{}"))
         n_tasks = min(TASKS_PER_ENROLLMENT, remaining - k * TASKS_PER_ENROLLMENT)
         if n_tasks > 0:
-            plans.append((rng, enrollment_ids[k], enrolled_at, ended_at, n_tasks, team, warfarin))
+            plans.append((rng, enrollment_ids[k], enrolled_at, ended_at, n_tasks, team, usable, weights))
     _copy(
         Patient,
         [
@@ -582,7 +612,7 @@ def _fill_chunk(
 
     def rows() -> Iterable[tuple[Any, ...]]:
         nonlocal made
-        for rng, enrollment_id, enrolled_at, ended_at, n_tasks, team, warfarin in plans:
+        for rng, enrollment_id, enrolled_at, ended_at, n_tasks, team, usable, weights in plans:
             yield from _task_rows(
                 rng=rng,
                 enrollment_id=enrollment_id,
@@ -590,8 +620,8 @@ def _fill_chunk(
                 ended_at=ended_at,
                 count=n_tasks,
                 now=now,
-                templates=all_templates if warfarin else no_warfarin,
-                weights=weights if warfarin else no_warfarin_w,
+                templates=usable,
+                weights=weights,
                 team=team,
                 task_ids=task_ids,
             )

@@ -74,8 +74,9 @@ def _free_port() -> int:
 
 @contextmanager
 def gunicorn_server(*, workers: int) -> Iterator[str]:
-    """Start gunicorn as in compose.yaml (carepath.wsgi, sync workers, DEBUG off) with the floor mounted; yields
-    the base URL and stops the server (its own process group) afterwards."""
+    """Start gunicorn as in compose.yaml (carepath.wsgi, sync workers, DEBUG off), but under
+    carepath.bench_settings so the floor is mounted at /bench-floor/; yields the base URL and stops the server (its
+    own process group) afterwards."""
     port = _free_port()
     env = {
         **os.environ,
@@ -83,9 +84,9 @@ def gunicorn_server(*, workers: int) -> Iterator[str]:
         "DEBUG": "0",
         "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-not-secret",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CAREPATH_BENCH_FLOOR": "1",
         "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "carepath.settings",
+        # The bench settings install the bench app and route /bench-floor/ (the product settings do not).
+        "DJANGO_SETTINGS_MODULE": "carepath.bench_settings",
         "CONN_MAX_AGE": str(settings.DATABASES["default"].get("CONN_MAX_AGE") or 60),
     }
     cmd = [

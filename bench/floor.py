@@ -9,7 +9,8 @@ it. The difference between a page and its floor (docs/benchmarks.md) is therefor
 DRF's request/response cycle, authentication classes, filterset and paginator, model instances and the
 serializer, and the audit middleware's bookkeeping.
 
-Mounted only when CAREPATH_BENCH_FLOOR is on (carepath/urls.py), at /bench-floor/, outside /api/v1/.
+Mounted only by the benchmark's URLconf (bench/urls.py, under carepath.bench_settings), at /bench-floor/, outside
+/api/v1/.
 """
 
 from __future__ import annotations

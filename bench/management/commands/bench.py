@@ -1,14 +1,18 @@
 """manage.py bench: the benchmark suite at several scales, in one run (docs/benchmarks.md).
 
+The bench app is installed only by carepath.bench_settings, so the command exists only under those settings:
+
     createdb carepath_bench_data
+    DJANGO_SETTINGS_MODULE=carepath.bench_settings \\
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/carepath_bench_data \\
         manage.py bench --scales 10000,100000,1000000 --update-docs
 
-For each scale, smallest first, it grows the same synthetic network to that many tasks (pathways/bench/data.py),
-then measures the queue and filtered task pages beside their floors under wrk load through gunicorn, enrollment,
-the sweeps and adherence, and prints the figures; --update-docs writes the results table into
-docs/benchmarks.md (between its "bench:results" markers), --output writes it to a file of its own.
-Synthetic rows stay in the database: use a scratch database (its name must contain "bench" or start "test_").
+For each scale, smallest first, it grows the same synthetic network to that many tasks (bench/data.py), then
+measures the queue and filtered task pages beside their floors under wrk load through gunicorn (started under
+the same bench settings, which mount the floor), enrollment, the sweeps and adherence, and prints the figures;
+--update-docs writes the results table into docs/benchmarks.md (between its "bench:results" markers), --output
+writes it to a file of its own. Synthetic rows stay in the database: use a scratch database (its name must
+contain "bench" or start "test_").
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from pathways.bench import measure
-from pathways.bench.data import bench_fill, bench_task_count, require_postgresql
-from pathways.bench.http import wrk_path
+from bench import measure
+from bench.data import bench_fill, bench_task_count, require_postgresql
+from bench.http import wrk_path
 from pathways.models import PathwayTemplate
 
 DOCS = Path(settings.BASE_DIR) / "docs" / "benchmarks.md"
+BENCH_SETTINGS = "carepath.bench_settings"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 
 # Targets from issue 7 (docs/benchmarks.md repeats them).
@@ -305,7 +310,9 @@ def write_docs(path: Path, block: str) -> None:
 class Command(BaseCommand):
     help = (
         "Benchmark Carepath at several scales on a scratch PostgreSQL database: pages beside their floors "
-        "(gunicorn + wrk), enrollment, sweeps, adherence. See docs/benchmarks.md."
+        "(gunicorn + wrk), enrollment, sweeps, adherence. Run it under the bench settings: "
+        f"DJANGO_SETTINGS_MODULE={BENCH_SETTINGS} manage.py bench ... (or --settings {BENCH_SETTINGS}). "
+        "See docs/benchmarks.md."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -329,7 +336,9 @@ class Command(BaseCommand):
         if "bench" not in name and not name.startswith("test_"):
             raise CommandError(
                 f"refusing to fill database {name!r} with synthetic rows: use a scratch database whose name "
-                "contains 'bench' (docs/benchmarks.md)"
+                f"contains 'bench', e.g. DJANGO_SETTINGS_MODULE={BENCH_SETTINGS} "
+                "DATABASE_URL=postgres://postgres@127.0.0.1:5432/carepath_bench_data manage.py bench "
+                "(docs/benchmarks.md)"
             )
         scales = _scales(options["scales"])
         quick = options["quick"]
