@@ -7,10 +7,12 @@ and a query parameter cannot read the same text differently (issue 12, section 2
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import django_filters
 from django import forms
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from pathways.domain import instants, units
@@ -54,6 +56,21 @@ class StrictIntegerField(serializers.IntegerField):
             )
         except InvalidInput as exc:
             raise serializers.ValidationError(_messages(exc)) from None
+
+
+_LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+
+
+@extend_schema_field({"type": "string", "pattern": _LOCAL_TIME_PATTERN, "example": "06:30:00"})
+class LocalTimeField(serializers.TimeField):
+    """A wall-clock time at the patient's site, "HH:MM" or "HH:MM:SS" (no offset: the site's timezone applies).
+
+    OpenAPI's `format: time` is RFC 3339's full-time, which requires an offset, so the schema gives a pattern."""
+
+    def to_internal_value(self, value: Any) -> dt.time:
+        if not isinstance(value, str) or not re.fullmatch(_LOCAL_TIME_PATTERN, value, re.ASCII):
+            raise serializers.ValidationError('must be a local time "HH:MM" or "HH:MM:SS"')
+        return dt.time.fromisoformat(value)
 
 
 def strict_id(value: Any, *, field_name: str) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import django_filters
 from django.db import connection
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import mixins, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
@@ -118,6 +118,7 @@ class AdherenceRowSerializer(serializers.Serializer):
     first_action_hours_median = serializers.FloatField(allow_null=True)
 
 
+@extend_schema_serializer(many=False)
 class AdherenceReportSerializer(serializers.Serializer):
     group_by = serializers.CharField()
     start = serializers.DateTimeField()
@@ -146,6 +147,8 @@ class AdherenceViewSet(ScopedViewSet):
 
     queryset = Task.objects.none()
     renderer_classes = REPORT_RENDERERS
+    # One report object, not a page of rows.
+    pagination_class = None
     query_params_allowed = {"list": ("group_by", "start", "end")}
 
     @property

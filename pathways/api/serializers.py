@@ -16,7 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from pathways.api.base import StrictSerializer
-from pathways.api.fields import AwareDateTimeField, BoundedDateField, StrictIntegerField, strict_id
+from pathways.api.fields import AwareDateTimeField, BoundedDateField, LocalTimeField, StrictIntegerField, strict_id
 from pathways.choices import (
     OPEN_TASK_STATUSES,
     DialysisModality,
@@ -24,6 +24,7 @@ from pathways.choices import (
     RiskMedication,
     Role,
     Sex,
+    TaskStatus,
     Weekday,
 )
 from pathways.domain import instants
@@ -53,6 +54,8 @@ class SiteSerializer(serializers.ModelSerializer):
 
 
 class PatientSerializer(serializers.ModelSerializer):
+    dialysis_session_time = LocalTimeField(read_only=True, allow_null=True)
+
     class Meta:
         model = Patient
         fields = [
@@ -164,6 +167,9 @@ class TaskSerializer(serializers.ModelSerializer):
     patient = serializers.IntegerField(source="enrollment.patient_id", read_only=True)
     template: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="code", read_only=True)
     is_overdue = serializers.SerializerMethodField()
+    # Blank when no rule created the task / when the task is not on hold (the schema must allow "").
+    rule_code = serializers.CharField(read_only=True, allow_blank=True)
+    status_before_hold = serializers.ChoiceField(choices=TaskStatus.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Task
@@ -312,7 +318,7 @@ class PatientCreateSerializer(StrictSerializer):
     dialysis_days = serializers.ListField(
         child=serializers.ChoiceField(choices=Weekday.choices), default=list, help_text="Monday = 0"
     )
-    dialysis_session_time = serializers.TimeField(required=False, allow_null=True, default=None)
+    dialysis_session_time = LocalTimeField(required=False, allow_null=True, default=None)
     risk_factors = serializers.ListField(child=serializers.ChoiceField(choices=RiskFactor.choices), default=list)
     risk_medications = serializers.ListField(
         child=serializers.ChoiceField(choices=RiskMedication.choices), default=list

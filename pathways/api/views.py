@@ -108,9 +108,17 @@ class PathwayViewSet(ScopedReadOnlyViewSet):
     complete=extend_schema(request=s.OptionalReasonSerializer, responses=s.EnrollmentSerializer),
     revoke=extend_schema(request=s.ReasonSerializer, responses=s.EnrollmentSerializer),
     release_hold=extend_schema(request=s.ReleaseHoldSerializer, responses=s.EnrollmentSerializer),
-    care_team=extend_schema(
-        methods=["GET"], request=None, responses=s.CareTeamMemberSerializer(many=True), summary="List the care team"
-    ),
+    care_team=[
+        extend_schema(
+            methods=["GET"], request=None, responses=s.CareTeamMemberSerializer(many=True), summary="List the care team"
+        ),
+        extend_schema(
+            methods=["POST"],
+            request=s.CareTeamAddSerializer,
+            responses={201: s.CareTeamMemberSerializer},
+            summary="Add a member to the care team",
+        ),
+    ],
     care_team_end=extend_schema(request=None, responses=s.CareTeamMemberSerializer),
     schedule=extend_schema(
         request=None,
