@@ -154,8 +154,8 @@ def to_decimal(value: object, *, field_name: str = "value") -> Decimal:
     text = str(value).strip(" \t\r\n")
     if not _PLAIN_DECIMAL.fullmatch(text):
         message = (
-            f"must be a plain decimal number (ASCII digits, at most {MAX_INTEGER_DIGITS} before the point "
-            f"and {MAX_DECIMAL_PLACES} after it, no exponent)"
+            f"must be a number in plain decimal notation: finite, ASCII digits, at most {MAX_INTEGER_DIGITS} "
+            f"before the point and {MAX_DECIMAL_PLACES} after it, no exponent"
         )
         raise InvalidInput(f"{field_name} {message}", fields={field_name: [message]})
     number = Decimal(text)
