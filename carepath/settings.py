@@ -208,7 +208,13 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["pathways.api.permissions.IsActiveStaff"],
     "DEFAULT_FILTER_BACKENDS": ["pathways.api.filter_backend.FilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON with a nesting limit (pathways/api/parsers.py); forms for the browsable API.
+    "DEFAULT_PARSER_CLASSES": [
+        "pathways.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "pathways.api.schema.CarepathAutoSchema",
     # Rejects limits above 200 with a 400 instead of silently clamping them.
     "DEFAULT_PAGINATION_CLASS": "pathways.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,

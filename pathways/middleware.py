@@ -63,7 +63,7 @@ class AuditMiddleware:
             # REMOTE_ADDR, not X-Forwarded-For: a client-supplied header must not choose the recorded address.
             source_address=request.META.get("REMOTE_ADDR") or None,
             method=request.method or "",
-            path=request.path,
+            path=_storable(request.path),
         )
         token = request_context_enter(context)
         try:
@@ -109,8 +109,8 @@ class AuditMiddleware:
         else:
             action = AuditAction.UPDATE
         entity_type = note.entity_type or _entity_from_route(route)
-        entity_id = note.entity_id or (str(match.kwargs.get("pk", "")) if match else "")
-        subtype = note.subtype or route or request.path[:64]
+        entity_id = _storable(note.entity_id or (str(match.kwargs.get("pk", "")) if match else ""))
+        subtype = note.subtype or route or _storable(request.path)[:64]
         if action == AuditAction.READ and not note.subtype and query:
             subtype = f"{subtype} search"
         audit_record(
@@ -126,6 +126,12 @@ class AuditMiddleware:
             patient_id=_existing_patient(note.patient_id),
             query=query,
         )
+
+
+def _storable(text: str) -> str:
+    """`text` with NUL made visible: PostgreSQL text cannot hold NUL, and a path such as /patients/%00/ must
+    still be audited rather than fail the audit write (a 500, issue 12)."""
+    return text.replace("\x00", "\\x00")
 
 
 def _entity_from_route(route: str) -> str:

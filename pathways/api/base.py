@@ -8,11 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from django.core.exceptions import SuspiciousOperation
+from django.http import UnreadablePostError
 from rest_framework import serializers, viewsets
-from rest_framework.exceptions import NotAuthenticated, ValidationError
+from rest_framework.exceptions import APIException, NotAuthenticated, NotFound, UnsupportedMediaType, ValidationError
 from rest_framework.request import Request
 
+from pathways.api.fields import strict_id
 from pathways.api.pagination import MAX_PAGE_SIZE, BoundedLimitOffsetPagination
+from pathways.errors import InvalidInput
 from pathways.middleware import audit_note
 from pathways.models import Patient, User
 from pathways.services.audit import patient_id_of, patient_id_of_enrollment
@@ -82,6 +86,12 @@ class AuditDetailsMixin:
     AuditEvent in the request's transaction; no view writes audit rows itself."""
 
     def get_object(self) -> Any:
+        lookup = str(getattr(self, "lookup_url_kwarg", None) or getattr(self, "lookup_field", "pk"))
+        try:
+            # The one integer reader: Django would look up "\u0661\u0660" as pk 10, and "\x00" reach the query.
+            strict_id(self.kwargs.get(lookup), field_name=lookup)  # type: ignore[attr-defined]
+        except InvalidInput:
+            raise NotFound() from None
         obj = super().get_object()  # type: ignore[misc]
         audit_note(
             self.request,  # type: ignore[attr-defined]
@@ -112,8 +122,9 @@ class AuditDetailsMixin:
     def _patient_hint(self, request: Request, created: Any) -> int | None:
         """A single-patient search (?patient= / ?enrollment=) or a write naming its enrollment or patient."""
         sources: list[Any] = [request.query_params]
-        if isinstance(request.data, dict):
-            sources.append(request.data)
+        body = _body_if_readable(request)
+        if isinstance(body, dict):
+            sources.append(body)
         if isinstance(created, dict):
             sources.append(created)
         for source in sources:
@@ -128,6 +139,26 @@ class AuditDetailsMixin:
         if isinstance(created, dict) and getattr(self, "basename", "") == "patient" and "id" in created:
             return int(created["id"])
         return None
+
+
+def _body_if_readable(request: Request) -> Any:
+    """request.data, or None when the body cannot be parsed: the audit hint must never turn a 401, 404 or 415
+    into a 500 by reading a body the view itself never read (issue 12)."""
+    try:
+        return request.data
+    except (APIException, SuspiciousOperation, UnreadablePostError):
+        return None
+
+
+def validated_body(serializer_class: type[serializers.BaseSerializer], request: Request) -> dict[str, Any]:
+    """The request body checked by `serializer_class`; no body at all where the serializer has required fields
+    is a 415 (send JSON), anything else invalid a 400 naming the fields."""
+    serializer = serializer_class(data=request.data, context={"request": request})
+    fields = getattr(serializer, "fields", {})
+    if request.stream is None and any(field.required for field in fields.values()):
+        raise UnsupportedMediaType("", detail="send a JSON body with Content-Type: application/json")
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
 
 
 class ScopedReadOnlyViewSet(AuditDetailsMixin, StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet):
@@ -148,4 +179,5 @@ __all__ = [
     "StrictQueryParamsMixin",
     "StrictSerializer",
     "staff",
+    "validated_body",
 ]

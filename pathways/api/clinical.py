@@ -13,7 +13,8 @@ from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from pathways.api.base import ScopedViewSet, StrictSerializer, staff
+from pathways.api.base import ScopedViewSet, StrictSerializer, staff, validated_body
+from pathways.api.fields import AwareDateTimeField, AwareDateTimeFilter, StrictIntegerField
 from pathways.api.filters import IdFilter, StrictBooleanFilter
 from pathways.choices import DerivedCode, Finding, MedicationChangeKind, ObservationCode, RiskMedication
 from pathways.models import Flag, MedicationChange, Observation, RuleFiring
@@ -122,25 +123,27 @@ class ObservationValueSerializer(StrictSerializer):
     # Kept as text: the service parses it exactly (no float rounding) and explains what is wrong.
     value = serializers.CharField(max_length=32)
     unit = serializers.CharField(max_length=32, allow_blank=True, required=False, default="")
-    effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    effective_at = AwareDateTimeField(required=False, allow_null=True, default=None)
     reference_high = serializers.CharField(
         max_length=32, required=False, allow_null=True, default=None, help_text="The lab's upper normal (PTH)."
     )
 
 
 class ObservationCreateSerializer(StrictSerializer):
-    enrollment = serializers.IntegerField(min_value=1)
+    enrollment = StrictIntegerField(min_value=1)
     values = ObservationValueSerializer(many=True, required=False, default=list)
     findings = serializers.ListField(
         child=serializers.ChoiceField(choices=Finding.choices), required=False, default=list
     )
     note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
-    effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    effective_at = AwareDateTimeField(required=False, allow_null=True, default=None)
 
 
 class TaskCompletionSerializer(StrictSerializer):
-    task = serializers.IntegerField(min_value=1)
-    version = serializers.IntegerField(min_value=1, help_text="The version you read; a stale one is a 409.")
+    task = StrictIntegerField(min_value=1)
+    version = StrictIntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="The version you read; a stale one is a 409."
+    )
     values = ObservationValueSerializer(many=True, required=False, default=list)
     findings = serializers.ListField(
         child=serializers.ChoiceField(choices=Finding.choices), required=False, default=list
@@ -150,12 +153,12 @@ class TaskCompletionSerializer(StrictSerializer):
 
 
 class MedicationChangeCreateSerializer(StrictSerializer):
-    enrollment = serializers.IntegerField(min_value=1)
+    enrollment = StrictIntegerField(min_value=1)
     medication = serializers.ChoiceField(choices=RiskMedication.choices)
     drug_name = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=MedicationChangeKind.choices, default=MedicationChangeKind.STARTED)
     note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
-    effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    effective_at = AwareDateTimeField(required=False, allow_null=True, default=None)
 
 
 def _inputs(values: list[dict[str, Any]]) -> list[ObservationInput]:
@@ -165,10 +168,8 @@ def _inputs(values: list[dict[str, Any]]) -> list[ObservationInput]:
     ]
 
 
-def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data, context={"request": request})
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
+def _validated(serializer_class: type[serializers.BaseSerializer], request: Request) -> dict[str, Any]:
+    return validated_body(serializer_class, request)
 
 
 # --- filters -------------------------------------------------------------------------------------------
@@ -177,8 +178,8 @@ def _validated(serializer_class: type[serializers.Serializer], request: Request)
 class ObservationFilter(django_filters.FilterSet):
     enrollment = IdFilter(field_name="enrollment_id")
     code = django_filters.MultipleChoiceFilter(choices=[(c, c) for c in ALL_CODES])
-    since = django_filters.IsoDateTimeFilter(field_name="effective_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="effective_at", lookup_expr="lt")
+    since = AwareDateTimeFilter(field_name="effective_at", lookup_expr="gte")
+    until = AwareDateTimeFilter(field_name="effective_at", lookup_expr="lt")
 
     class Meta:
         model = Observation

@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from pathways.api.parsers import RequestTooLarge
 from pathways.errors import DomainError
 
 
@@ -51,6 +53,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        # Django's own size check (request.body, forms): the same 413 as the JSON parser's, not an HTML 400.
+        exc = RequestTooLarge()
+    elif isinstance(exc, SuspiciousOperation):
+        # Too many form fields, a malformed multipart body: the client's fault, answered in the error shape.
+        exc = exceptions.ParseError("request body cannot be read")
     if not isinstance(exc, exceptions.APIException):
         return None
 

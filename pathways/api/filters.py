@@ -10,7 +10,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from pathways.api.base import staff
+from pathways.api.fields import AwareDateTimeFilter, IdFilter, strict_id
 from pathways.choices import OPEN_TASK_STATUSES, EnrollmentStatus, Priority, Prong, Role, TaskStatus, TemplateStatus
+from pathways.domain.instants import DATETIME_HELP
+from pathways.errors import InvalidInput
 from pathways.models import Enrollment, Notification, PathwayTemplate, Patient, Task
 from pathways.selectors.access import specialist_roles
 
@@ -35,10 +38,6 @@ class StrictBooleanFilter(django_filters.Filter):
     field_class = StrictBooleanField
 
 
-class IdFilter(django_filters.NumberFilter):
-    field_class = forms.IntegerField
-
-
 class AssigneeField(forms.Field):
     def to_python(self, value: Any) -> str | int | None:
         text = str(value or "").strip()
@@ -47,8 +46,8 @@ class AssigneeField(forms.Field):
         if text == "me":
             return "me"
         try:
-            return int(text)
-        except ValueError:
+            return strict_id(text, field_name="assignee")
+        except InvalidInput:
             raise forms.ValidationError("must be a user id or 'me'") from None
 
 
@@ -68,8 +67,8 @@ class TaskFilter(django_filters.FilterSet):
     priority = django_filters.ChoiceFilter(choices=Priority.choices)
     enrollment = IdFilter(field_name="enrollment_id")
     patient = IdFilter(field_name="enrollment__patient_id")
-    due_before = django_filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="lt", help_text="ISO 8601.")
-    due_after = django_filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="gte", help_text="ISO 8601.")
+    due_before = AwareDateTimeFilter(field_name="due_at", lookup_expr="lt", help_text=f"{DATETIME_HELP}.")
+    due_after = AwareDateTimeFilter(field_name="due_at", lookup_expr="gte", help_text=f"{DATETIME_HELP}.")
     available = StrictBooleanFilter(
         method="filter_available", help_text="true: not-before time has passed and no prerequisite is pending."
     )

@@ -6,6 +6,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
+from pathways.domain import units
+from pathways.errors import InvalidInput
+
 MAX_PAGE_SIZE = 200
 
 
@@ -21,13 +24,11 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         if raw is None:
             return None
         try:
-            value = int(raw)
-        except ValueError:
-            raise ValidationError({name: ["must be an integer"]}) from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            raise ValidationError({name: [f"must be {bound}"]})
-        return value
+            return units.to_int(
+                raw, field_name=name, minimum=minimum, maximum=units.MAX_INTEGER if maximum is None else maximum
+            )
+        except InvalidInput as exc:
+            raise ValidationError(exc.fields) from None
 
     def get_limit(self, request: Request) -> int | None:
         limit = self._parse(request, self.limit_query_param, minimum=1, maximum=self.max_limit)

@@ -14,10 +14,7 @@ from typing import Any
 import django_filters
 from django.db import connection
 from django.db.models import QuerySet
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import mixins, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
@@ -25,9 +22,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pathways.api.base import ScopedViewSet, staff
+from pathways.api.fields import AwareDateTimeFilter
 from pathways.api.filters import IdFilter
 from pathways.choices import AuditAction, AuditOutcome, Role
-from pathways.errors import NotPermitted
+from pathways.domain import instants
+from pathways.domain.instants import DATETIME_HELP
+from pathways.errors import InvalidInput, NotPermitted
 from pathways.middleware import audit_note
 from pathways.models import AuditEvent, Task, User
 from pathways.selectors.access import can_view_audit_log, can_view_reports, scope_audit_events, scope_users
@@ -81,21 +81,18 @@ REPORT_RENDERERS = [JSONRenderer, CSVRenderer, BrowsableAPIRenderer]
 
 
 def _when(request: Request, name: str) -> dt.datetime | None:
-    """An ISO 8601 date (midnight UTC) or datetime (naive = UTC) query parameter."""
+    """A query parameter holding a day (YYYY-MM-DD, midnight UTC) or a date-time with a UTC offset, read by
+    pathways.domain.instants (bounded; a naive date-time is a 400 naming the parameter)."""
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return None
     try:
-        value = parse_datetime(raw)
-        if value is None:
-            day = parse_date(raw)
-            if day is not None:
-                value = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    except ValueError:
-        value = None
-    if value is None:
-        raise ValidationError({name: ["must be an ISO 8601 date or date-time"]})
-    return value if timezone.is_aware(value) else value.replace(tzinfo=dt.UTC)
+        if len(raw.strip()) == len("YYYY-MM-DD"):
+            day = instants.parse_date(raw, field_name=name)
+            return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        return instants.parse_aware_datetime(raw, field_name=name)
+    except InvalidInput as exc:
+        raise ValidationError(exc.fields) from None
 
 
 class AdherenceRowSerializer(serializers.Serializer):
@@ -121,6 +118,7 @@ class AdherenceRowSerializer(serializers.Serializer):
     first_action_hours_median = serializers.FloatField(allow_null=True)
 
 
+@extend_schema_serializer(many=False)
 class AdherenceReportSerializer(serializers.Serializer):
     group_by = serializers.CharField()
     start = serializers.DateTimeField()
@@ -149,6 +147,8 @@ class AdherenceViewSet(ScopedViewSet):
 
     queryset = Task.objects.none()
     renderer_classes = REPORT_RENDERERS
+    # One report object, not a page of rows.
+    pagination_class = None
     query_params_allowed = {"list": ("group_by", "start", "end")}
 
     @property
@@ -159,8 +159,12 @@ class AdherenceViewSet(ScopedViewSet):
     @extend_schema(
         parameters=[
             OpenApiParameter("group_by", str, enum=list(GROUP_FIELDS), description="default prong"),
-            OpenApiParameter("start", OpenApiTypes.DATETIME, description="ISO 8601; default end - 30 days"),
-            OpenApiParameter("end", OpenApiTypes.DATETIME, description="ISO 8601, exclusive; default now"),
+            OpenApiParameter(
+                "start", str, description=f"YYYY-MM-DD (midnight UTC) or {DATETIME_HELP}; default end - 30 days"
+            ),
+            OpenApiParameter(
+                "end", str, description=f"YYYY-MM-DD (midnight UTC) or {DATETIME_HELP}; exclusive; default now"
+            ),
             OpenApiParameter("format", str, enum=["json", "csv"]),
         ],
         responses=AdherenceReportSerializer,
@@ -215,8 +219,8 @@ class AuditEventFilter(django_filters.FilterSet):
     action = django_filters.MultipleChoiceFilter(choices=AuditAction.choices)
     outcome = django_filters.MultipleChoiceFilter(choices=AuditOutcome.choices)
     request_id = django_filters.CharFilter(field_name="request_id")
-    since = django_filters.IsoDateTimeFilter(field_name="recorded_at", lookup_expr="gte", help_text="ISO 8601.")
-    until = django_filters.IsoDateTimeFilter(field_name="recorded_at", lookup_expr="lt", help_text="ISO 8601.")
+    since = AwareDateTimeFilter(field_name="recorded_at", lookup_expr="gte", help_text=f"{DATETIME_HELP}.")
+    until = AwareDateTimeFilter(field_name="recorded_at", lookup_expr="lt", help_text=f"{DATETIME_HELP}.")
 
     class Meta:
         model = AuditEvent

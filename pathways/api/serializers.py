@@ -16,6 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from pathways.api.base import StrictSerializer
+from pathways.api.fields import AwareDateTimeField, BoundedDateField, LocalTimeField, StrictIntegerField, strict_id
 from pathways.choices import (
     OPEN_TASK_STATUSES,
     DialysisModality,
@@ -23,8 +24,11 @@ from pathways.choices import (
     RiskMedication,
     Role,
     Sex,
+    TaskStatus,
     Weekday,
 )
+from pathways.domain import instants
+from pathways.errors import InvalidInput
 from pathways.models import (
     CareTeamMember,
     Enrollment,
@@ -50,6 +54,8 @@ class SiteSerializer(serializers.ModelSerializer):
 
 
 class PatientSerializer(serializers.ModelSerializer):
+    dialysis_session_time = LocalTimeField(read_only=True, allow_null=True)
+
     class Meta:
         model = Patient
         fields = [
@@ -209,6 +215,9 @@ class TaskSerializer(serializers.ModelSerializer):
     patient = serializers.IntegerField(source="enrollment.patient_id", read_only=True)
     template: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="code", read_only=True)
     is_overdue = serializers.SerializerMethodField()
+    # Blank when no rule created the task / when the task is not on hold (the schema must allow "").
+    rule_code = serializers.CharField(read_only=True, allow_blank=True)
+    status_before_hold = serializers.ChoiceField(choices=TaskStatus.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Task
@@ -269,28 +278,37 @@ class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self) -> QuerySet[Any]:
         return self.scope(self.context["request"].user)
 
+    def to_internal_value(self, data: Any) -> Any:
+        # The one integer reader first: Django would otherwise look up pk "\u0661\u0660" as 10.
+        try:
+            pk = strict_id(data, field_name=self.field_name or "id")
+        except InvalidInput:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(pk)
+
 
 class PatientCreateSerializer(StrictSerializer):
     site = ScopedPrimaryKeyField(scope=scope_sites)
     mrn = serializers.CharField(max_length=64)
     given_name = serializers.CharField(max_length=100)
     family_name = serializers.CharField(max_length=100)
-    birth_date = serializers.DateField()
+    birth_date = BoundedDateField(help_text=f"From {instants.BIRTH_DATE_EARLIEST.isoformat()} to today.")
     sex = serializers.ChoiceField(choices=Sex.choices, default=Sex.UNKNOWN)
     dialysis_modality = serializers.ChoiceField(choices=DialysisModality.choices)
     dialysis_days = serializers.ListField(
         child=serializers.ChoiceField(choices=Weekday.choices), default=list, help_text="Monday = 0"
     )
-    dialysis_session_time = serializers.TimeField(required=False, allow_null=True, default=None)
+    dialysis_session_time = LocalTimeField(required=False, allow_null=True, default=None)
     risk_factors = serializers.ListField(child=serializers.ChoiceField(choices=RiskFactor.choices), default=list)
     risk_medications = serializers.ListField(
         child=serializers.ChoiceField(choices=RiskMedication.choices), default=list
     )
 
     def validate_birth_date(self, value: dt.date) -> dt.date:
-        if value > timezone.localdate():
-            raise serializers.ValidationError("cannot be in the future")
-        return value
+        try:
+            return instants.check_birth_date(value, today=timezone.localdate())
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.fields["birth_date"]) from None
 
 
 class EnrollmentCreateSerializer(StrictSerializer):
@@ -318,7 +336,9 @@ class CareTeamAddSerializer(StrictSerializer):
 
 
 class TaskVersionSerializer(StrictSerializer):
-    version = serializers.IntegerField(min_value=1, help_text="The version you read; a stale one is a 409.")
+    version = StrictIntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="The version you read; a stale one is a 409."
+    )
 
 
 class TaskAssignSerializer(TaskVersionSerializer):
@@ -332,7 +352,9 @@ class TaskCompleteSerializer(TaskVersionSerializer):
 
 class TaskHoldSerializer(TaskVersionSerializer):
     reason = serializers.CharField(max_length=2000)
-    until = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    until = AwareDateTimeField(
+        required=False, allow_null=True, default=None, help_text=f"At most {instants.MAX_HOLD.days} days ahead."
+    )
 
 
 class TaskReasonSerializer(TaskVersionSerializer):

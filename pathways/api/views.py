@@ -15,9 +15,11 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from pathways.api import serializers as s
-from pathways.api.base import ScopedReadOnlyViewSet, ScopedViewSet, staff
+from pathways.api.base import ScopedReadOnlyViewSet, ScopedViewSet, staff, validated_body
 from pathways.api.filters import EnrollmentFilter, NotificationFilter, PathwayFilter, PatientFilter, TaskFilter
 from pathways.choices import TaskStatus
+from pathways.domain.units import to_int
+from pathways.errors import InvalidInput
 from pathways.models import (
     CareTeamMember,
     Enrollment,
@@ -50,9 +52,7 @@ from pathways.services.patients import patient_create
 
 
 def _validated(serializer_class: type[BaseSerializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data, context={"request": request})
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
+    return validated_body(serializer_class, request)
 
 
 class SiteViewSet(ScopedReadOnlyViewSet):
@@ -108,9 +108,17 @@ class PathwayViewSet(ScopedReadOnlyViewSet):
     complete=extend_schema(request=s.OptionalReasonSerializer, responses=s.EnrollmentSerializer),
     revoke=extend_schema(request=s.ReasonSerializer, responses=s.EnrollmentSerializer),
     release_hold=extend_schema(request=s.ReleaseHoldSerializer, responses=s.EnrollmentSerializer),
-    care_team=extend_schema(
-        methods=["GET"], request=None, responses=s.CareTeamMemberSerializer(many=True), summary="List the care team"
-    ),
+    care_team=[
+        extend_schema(
+            methods=["GET"], request=None, responses=s.CareTeamMemberSerializer(many=True), summary="List the care team"
+        ),
+        extend_schema(
+            methods=["POST"],
+            request=s.CareTeamAddSerializer,
+            responses={201: s.CareTeamMemberSerializer},
+            summary="Add a member to the care team",
+        ),
+    ],
     care_team_end=extend_schema(request=None, responses=s.CareTeamMemberSerializer),
     schedule=extend_schema(
         request=None,
@@ -228,13 +236,12 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
     def schedule(self, request: Request, pk: str) -> Response:
         """What will come due in the next `days` days: open tasks and occurrences the schedules will create."""
         enrollment = self.get_object()
-        raw = request.query_params.get("days", "30")
         try:
-            days = int(raw)
-        except ValueError:
-            raise ValidationError({"days": ["must be an integer"]}) from None
-        if not 1 <= days <= MAX_PREVIEW_DAYS:
-            raise ValidationError({"days": [f"must be between 1 and {MAX_PREVIEW_DAYS}"]})
+            days = to_int(
+                request.query_params.get("days", "30"), field_name="days", minimum=1, maximum=MAX_PREVIEW_DAYS
+            )
+        except InvalidInput as exc:
+            raise ValidationError(exc.fields) from None
         items = enrollment_upcoming_occurrences(enrollment=enrollment, days=days)
         return Response(s.UpcomingOccurrenceSerializer(items, many=True).data)
 

@@ -7,9 +7,10 @@ or a typo for mg/dL, and the difference is a missed hypercalcaemia).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 from pathways.choices import DerivedCode, ObservationCode
 from pathways.errors import InvalidInput
@@ -131,16 +132,55 @@ def resolve_unit(code: str, unit: str | None) -> str:
     )
 
 
+# Plain ASCII decimal notation, the one reading of every number the service accepts (docs/api.md, "Numbers").
+# Python's Decimal() and int() also read "1_0", "1e3", "Infinity" and non-ASCII digits such as "\u0661\u0660"
+# (Arabic-Indic 10), issue 12.
+# Nine integer digits and six places keep every accepted value inside the NUMERIC(14, 4) columns.
+MAX_INTEGER_DIGITS = 9
+MAX_DECIMAL_PLACES = 6
+_PLAIN_DECIMAL = re.compile(rf"-?[0-9]{{1,{MAX_INTEGER_DIGITS}}}(?:\.[0-9]{{1,{MAX_DECIMAL_PLACES}}})?", re.ASCII)
+_PLAIN_INTEGER = re.compile(r"[0-9]{1,18}", re.ASCII)
+# The largest id or count accepted (PostgreSQL bigint).
+MAX_INTEGER = 2**63 - 1
+
+
 def to_decimal(value: object, *, field_name: str = "value") -> Decimal:
-    """A finite Decimal from a number or numeric string; floats go through str() to keep what was typed."""
+    """A Decimal from a JSON number or a string in plain decimal notation: an optional "-", 1-9 ASCII digits,
+    optionally "." and 1-6 ASCII digits (surrounding spaces ignored). Floats go through str() to keep what was
+    typed. Exponents, "_", non-ASCII digits, "NaN"/"Infinity", and a negative zero ("-0", "-0.0") raise
+    InvalidInput naming `field_name`."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise InvalidInput(f"{field_name} must be a number", fields={field_name: ["must be a number"]})
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise InvalidInput(f"{field_name} must be a number", fields={field_name: ["must be a number"]}) from exc
-    if not number.is_finite():
-        raise InvalidInput(f"{field_name} must be a finite number", fields={field_name: ["must be finite"]})
+    text = str(value).strip(" \t\r\n")
+    if not _PLAIN_DECIMAL.fullmatch(text):
+        message = (
+            f"must be a number in plain decimal notation: finite, ASCII digits, at most {MAX_INTEGER_DIGITS} "
+            f"before the point and {MAX_DECIMAL_PLACES} after it, no exponent"
+        )
+        raise InvalidInput(f"{field_name} {message}", fields={field_name: [message]})
+    number = Decimal(text)
+    if text.startswith("-") and number == 0:
+        raise InvalidInput(f"{field_name} cannot be negative zero", fields={field_name: ["cannot be negative zero"]})
+    return number
+
+
+def to_int(value: object, *, field_name: str, minimum: int = 0, maximum: int = MAX_INTEGER) -> int:
+    """A whole number from a JSON integer or a string of 1-18 ASCII digits, within [minimum, maximum].
+
+    The one reading of ids, versions, counts and page sizes: "1_0", "\u0661\u0660", "+1", "1.0", " 1" and
+    booleans raise InvalidInput naming `field_name`."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidInput(f"{field_name} must be an integer", fields={field_name: ["must be an integer"]})
+    text = str(value)
+    negative = isinstance(value, int) and value < 0
+    if not negative and not _PLAIN_INTEGER.fullmatch(text):
+        raise InvalidInput(
+            f"{field_name} must be an integer in ASCII digits", fields={field_name: ["must be an integer"]}
+        )
+    number = int(text)
+    if not minimum <= number <= maximum:
+        bound = f"between {minimum} and {maximum}"
+        raise InvalidInput(f"{field_name} must be {bound}", fields={field_name: [f"must be {bound}"]})
     return number
 
 

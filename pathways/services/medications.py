@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from pathways.choices import MedicationChangeKind, RiskMedication
+from pathways.domain import instants
 from pathways.errors import InvalidInput
 from pathways.models import MedicationChange, RuleFiring, Task, User
 from pathways.services.observations import enrollment_for_clinical_write
@@ -58,8 +59,7 @@ def medication_change_record(
     if not drug_name:
         raise InvalidInput("name the drug as ordered", fields={"drug_name": ["required"]})
     effective_at = effective_at or now
-    if effective_at > now + dt.timedelta(minutes=5):
-        raise InvalidInput("effective_at is in the future", fields={"effective_at": ["cannot be in the future"]})
+    instants.check_clinical_time(effective_at, now=now)
     enrollment = enrollment_for_clinical_write(actor=actor, enrollment_id=enrollment_id)
 
     change = MedicationChange.objects.create(

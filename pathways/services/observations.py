@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pathways.choices import LIVE_ENROLLMENT_STATUSES, DerivedCode, Finding, ObservationCode, TaskStatus
-from pathways.domain import units
+from pathways.domain import instants, units
 from pathways.errors import IllegalTransition, InvalidInput, NotFound, NotPermitted
 from pathways.models import Assessment, Enrollment, Flag, Observation, RuleFiring, Task, User
 from pathways.selectors.access import is_admin, is_coordinator, scope_enrollments, scope_tasks, specialist_roles
@@ -140,11 +140,7 @@ def _prepare(values: Sequence[ObservationInput], *, default_at: dt.datetime, now
             effective_at = item.effective_at or default_at
             if timezone.is_naive(effective_at):
                 raise InvalidInput("effective_at needs a timezone", fields={"effective_at": ["give a UTC offset or Z"]})
-            # Five minutes' grace for clock skew between the lab system and this server.
-            if effective_at > now + dt.timedelta(minutes=5):
-                raise InvalidInput(
-                    "effective_at is in the future", fields={"effective_at": ["cannot be in the future"]}
-                )
+            instants.check_clinical_time(effective_at, now=now)
         except InvalidInput as exc:
             raise named(exc) from exc
         prepared.append(_Prepared(normalized, effective_at, reference_high, defaulted))

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from pathways.choices import OPEN_TASK_STATUSES, TaskEventKind, TaskStatus
+from pathways.domain import instants
 from pathways.errors import IllegalTransition, InvalidInput, NotFound, NotPermitted, StaleVersion
 from pathways.models import Task, TaskEvent, User
 from pathways.selectors.access import can_act_on_task
@@ -255,8 +256,8 @@ def task_hold(
     now: dt.datetime | None = None,
 ) -> Task:
     """Put an open task on hold, optionally until a time; it resumes to the status it was held from."""
-    if until is not None and until <= (now or timezone.now()):
-        raise InvalidInput("'until' must be in the future", fields={"until": ["must be in the future"]})
+    if until is not None:
+        instants.check_hold_until(until, now=now or timezone.now())
     return _apply_change(
         task_id=task_id,
         actor=actor,
