@@ -28,7 +28,7 @@ from pathways.request_context import AuditNote, RequestContext, request_context_
 from pathways.services.audit import audit_record, outcome_for_status
 
 # Everything that serves or changes data; static files and the health check are not audited.
-AUDITED_PREFIXES = ("/api/", "/dashboard/", "/accounts/", "/admin/")
+AUDITED_PREFIXES = ("/api/", "/fhir/", "/dashboard/", "/accounts/", "/admin/")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Error codes in the API's one error shape, kept as the outcome description.
 _MAX_QUERY = 2000

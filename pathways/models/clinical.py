@@ -65,12 +65,21 @@ class Observation(models.Model):
     )
     # Derived values (corrected calcium, Ca x P) point at the measured values they were computed from.
     inputs = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="derived_values")
+    # The sender's business identifier ("system|value", e.g. a lab accession) when the value came from an
+    # interface (FHIR Observation.identifier): a resent result with the same identifier is the same measurement.
+    # NULL, not "", when absent: the unique constraint below must not treat every unidentified value as one.
+    source_identifier = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["-effective_at", "-pk"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(code__in=ALL_OBSERVATION_CODES), name="%(app_label)s_%(class)s_code_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["enrollment", "source_identifier"],
+                condition=Q(source_identifier__isnull=False),
+                name="%(app_label)s_%(class)s_unique_source_identifier",
             ),
         ]
         indexes = [

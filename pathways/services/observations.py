@@ -40,6 +40,8 @@ class ObservationInput:
     unit: str | None = None
     effective_at: dt.datetime | None = None
     reference_high: Any = None
+    # The sender's business identifier ("system|value"), stored for idempotent interfaces (FHIR).
+    source_identifier: str | None = None
 
 
 @dataclass
@@ -62,6 +64,7 @@ class _Prepared:
     effective_at: dt.datetime
     reference_high: Decimal | None
     reference_high_defaulted: bool
+    source_identifier: str | None = None
 
 
 def derived_window() -> dt.timedelta:
@@ -126,7 +129,7 @@ def _prepare(values: Sequence[ObservationInput], *, default_at: dt.datetime, now
                 )
         except InvalidInput as exc:
             raise named(exc) from exc
-        prepared.append(_Prepared(normalized, effective_at, reference_high, defaulted))
+        prepared.append(_Prepared(normalized, effective_at, reference_high, defaulted, item.source_identifier))
     return prepared
 
 
@@ -256,6 +259,7 @@ def clinical_data_record(
                 recorded_by=actor,
                 assessment=result.assessment,
                 task=task,
+                source_identifier=p.source_identifier,
             )
             for p in prepared
         ]

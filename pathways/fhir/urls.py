@@ -1,0 +1,12 @@
+"""/fhir/R4/ routes (docs/fhir.md)."""
+
+from django.urls import path
+
+from pathways.fhir.views import InstanceView, MetadataView, SystemView, TypeView
+
+urlpatterns = [
+    path("", SystemView.as_view(), name="fhir-system"),
+    path("metadata", MetadataView.as_view(), name="fhir-metadata"),
+    path("<str:resource_type>", TypeView.as_view(), name="fhir-type"),
+    path("<str:resource_type>/<str:pk>", InstanceView.as_view(), name="fhir-instance"),
+]
