@@ -15,12 +15,19 @@ from django.utils.dateparse import parse_date, parse_datetime
 from fhir.resources.R4B.resource import Resource
 
 from pathways.choices import DerivedCode, ObservationCode, Role, TaskStatus
-from pathways.fhir import resources
+from pathways.fhir import definitions, resources
 from pathways.fhir.loinc import LOINC_SYSTEM, loinc_map
 from pathways.fhir.outcome import error
-from pathways.fhir.systems import MRN_SYSTEM, OBSERVATION_CODES, ROLE_CODES
+from pathways.fhir.systems import MRN_SYSTEM, OBSERVATION_CODES, ROLE_CODES, plan_definition_url
 from pathways.models import Flag, Observation, User
-from pathways.selectors.access import scope_enrollments, scope_patients, scope_tasks
+from pathways.selectors.access import (
+    can_view_audit_log,
+    scope_audit_events,
+    scope_enrollments,
+    scope_pathway_templates,
+    scope_patients,
+    scope_tasks,
+)
 
 Filter = Callable[[QuerySet[Any], list[str]], QuerySet[Any]]
 _DATE_PREFIX = re.compile(r"^(eq|gt|ge|lt|le)?(.+)$")
@@ -46,6 +53,8 @@ class ResourceKind:
     build: Callable[[Any], Resource]
     patient_of: Callable[[Any], int | None]
     params: dict[str, SearchParam] = field(default_factory=dict)
+    # Who may read this type at all (others get a 403); None: every member of staff, scoped by the queryset.
+    allowed: Callable[[User], bool] | None = None
 
 
 def _ids(values: list[str], kind: str, param: str) -> list[int]:
@@ -149,6 +158,18 @@ def _observation_codes(qs: QuerySet[Any], values: list[str]) -> QuerySet[Any]:
         elif system not in ("", LOINC_SYSTEM, OBSERVATION_CODES):
             raise error(400, "invalid", f"code: unknown system {system!r}", "code")
     return qs.filter(code__in=codes)
+
+
+def _plan_url(qs: QuerySet[Any], values: list[str]) -> QuerySet[Any]:
+    # A canonical may carry its version (url|version), as CarePlan.instantiatesCanonical does.
+    condition = Q(pk__in=[])
+    for value in values:
+        url, _, version = value.partition("|")
+        slug = url.rsplit(":", 1)[-1]
+        if url != plan_definition_url(slug):
+            continue
+        condition |= Q(slug=slug, version=int(version)) if version.isdigit() and len(version) < 9 else Q(slug=slug)
+    return qs.filter(condition)
 
 
 def _flag_status(qs: QuerySet[Any], values: list[str]) -> QuerySet[Any]:
@@ -273,6 +294,62 @@ KINDS: dict[str, ResourceKind] = {
     ),
 }
 
+KINDS["PlanDefinition"] = ResourceKind(
+    "PlanDefinition",
+    "pathwaytemplate",
+    lambda user: scope_pathway_templates(user).prefetch_related("task_templates").order_by("pk"),
+    definitions.plan_definition_resource,
+    lambda p: None,
+    {
+        "_id": _id_param(),
+        "url": SearchParam(
+            "url",
+            "uri",
+            _plan_url,
+            "urn:carepath:plandefinition:<slug>",
+        ),
+        "version": SearchParam(
+            "version",
+            "token",
+            lambda qs, v: qs.filter(version__in=[int(x) for x in v if x.isdigit() and len(x) < 9]),
+            "The pathway version (a whole number)",
+        ),
+        "status": SearchParam(
+            "status",
+            "token",
+            lambda qs, v: qs.filter(status__in=_tokens(v, "status", None, ["draft", "active", "retired"])),
+            "draft | active | retired",
+        ),
+    },
+)
+KINDS["CareTeam"] = ResourceKind(
+    "CareTeam",
+    "enrollment",
+    lambda user: scope_enrollments(user).prefetch_related("care_team__user").order_by("pk"),
+    definitions.care_team_resource,
+    lambda e: e.patient_id,
+    {"_id": _id_param(), "patient": _patient_param("patient_id")},
+)
+KINDS["AuditEvent"] = ResourceKind(
+    "AuditEvent",
+    "auditevent",
+    lambda user: scope_audit_events(user).order_by("-recorded_at", "-pk"),
+    definitions.audit_event_resource,
+    lambda a: a.patient_id,
+    {
+        "_id": _id_param(),
+        "date": SearchParam("date", "date", _date_filter("recorded_at"), "When it was recorded"),
+        "agent": SearchParam(
+            "agent",
+            "reference",
+            lambda qs, v: qs.filter(actor_id__in=_ids(v, "Practitioner", "agent")),
+            "Practitioner/<user id>: who did it",
+        ),
+        "patient": _patient_param("patient_id"),
+    },
+    allowed=can_view_audit_log,
+)
+
 DEFAULT_COUNT = 50
 MAX_COUNT = 200
 CONTROL_PARAMS = frozenset({"_count", "_offset", "_format"})
@@ -280,6 +357,7 @@ CONTROL_PARAMS = frozenset({"_count", "_offset", "_format"})
 
 def search_apply(kind: ResourceKind, user: User, params: dict[str, list[str]]) -> tuple[QuerySet[Any], int, int]:
     """The scoped, filtered queryset and the page (count, offset); unknown parameters are a 400, never ignored."""
+    kind_check(kind, user)
     unknown = sorted(set(params) - set(kind.params) - CONTROL_PARAMS)
     if unknown:
         raise error(400, "not-supported", f"unknown search parameter(s): {', '.join(unknown)}", *unknown)
@@ -293,6 +371,12 @@ def search_apply(kind: ResourceKind, user: User, params: dict[str, list[str]]) -
     count = _bounded_int(params, "_count", DEFAULT_COUNT, 1, MAX_COUNT)
     offset = _bounded_int(params, "_offset", 0, 0, 10_000_000)
     return qs, count, offset
+
+
+def kind_check(kind: ResourceKind, user: User) -> None:
+    """A 403 OperationOutcome when the user may not read this type at all (AuditEvent: auditors, admins)."""
+    if kind.allowed is not None and not kind.allowed(user):
+        raise error(403, "forbidden", f"{kind.name} is for auditors and admins")
 
 
 def _bounded_int(params: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:

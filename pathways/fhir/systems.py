@@ -31,3 +31,12 @@ def plan_definition_url(slug: str) -> str:
 
 TASK_DUE_SEARCH_PARAMETER_ID = "task-due"
 TASK_DUE_SEARCH_PARAMETER_URL = "urn:carepath:searchparameter:task-due"
+
+# PlanDefinition.action extensions for what Timing cannot say (docs/fhir.md, "PlanDefinition").
+EXT_DIALYSIS_DAYS = "urn:carepath:extension:dialysis-days"
+EXT_AFTER_COMPLETION = "urn:carepath:extension:after-completion"
+EXT_ON_TRIGGER = "urn:carepath:extension:on-trigger"
+EXT_FIRST_DUE = "urn:carepath:extension:first-due"
+EXT_DUE_WITHIN = "urn:carepath:extension:due-within"
+APPLIES_IF_LANGUAGE = "application/json"
+AUDIT_SUBTYPES = "urn:carepath:codesystem:audit-subtype"

@@ -29,7 +29,7 @@ from pathways.fhir import ingest
 from pathways.fhir.capability import capability_statement, task_due_search_parameter
 from pathways.fhir.outcome import FhirError, Issue, error, outcome_resource
 from pathways.fhir.resources import as_json
-from pathways.fhir.search import KINDS, ResourceKind, search_apply
+from pathways.fhir.search import KINDS, ResourceKind, kind_check, search_apply
 from pathways.fhir.systems import FHIR_CONTENT_TYPE, TASK_DUE_SEARCH_PARAMETER_ID
 from pathways.middleware import audit_note
 from pathways.models import User
@@ -222,6 +222,7 @@ class InstanceView(FhirView):
                 raise error(404, "not-found", f"SearchParameter/{pk} not found")
             return Response(as_json(task_due_search_parameter()))
         kind = _kind(resource_type)
+        kind_check(kind, self.user())
         row = kind.queryset(self.user()).filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 18 else None
         if row is None:
             raise error(404, "not-found", f"{resource_type}/{pk} not found")

@@ -66,7 +66,17 @@ def test_metadata_lists_exactly_what_is_served():
     statement = CapabilityStatement.model_validate(response.json())
     rest = statement.rest[0]
     served = {r.type: r for r in rest.resource}
-    assert set(served) == {"Patient", "CarePlan", "Task", "Observation", "Flag", "SearchParameter"}
+    assert set(served) == {
+        "Patient",
+        "CarePlan",
+        "Task",
+        "Observation",
+        "Flag",
+        "PlanDefinition",
+        "CareTeam",
+        "AuditEvent",
+        "SearchParameter",
+    }
     assert {p.name for p in served["Task"].searchParam} == {
         "_id",
         "patient",
