@@ -11,6 +11,7 @@ from fhir.resources.R4B.capabilitystatement import (
     CapabilityStatementRestInteraction,
     CapabilityStatementRestResource,
     CapabilityStatementRestResourceInteraction,
+    CapabilityStatementRestResourceOperation,
     CapabilityStatementRestResourceSearchParam,
     CapabilityStatementRestSecurity,
     CapabilityStatementSoftware,
@@ -50,11 +51,21 @@ def capability_statement(base_url: str) -> CapabilityStatement:
         ]
         if kind.name == "Observation":
             interactions.append(CapabilityStatementRestResourceInteraction(code="create"))
+        operations = None
+        if kind.name == "PlanDefinition":
+            operations = [
+                CapabilityStatementRestResourceOperation(
+                    name="apply",
+                    definition="http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply",
+                    documentation="subject=Patient/<id>: enrols the patient (active version); returns the CarePlan",
+                )
+            ]
         served.append(
             CapabilityStatementRestResource(
                 type=kind.name,
                 interaction=interactions,
                 conditionalCreate=True if kind.name == "Observation" else None,
+                operation=operations,
                 searchParam=[
                     CapabilityStatementRestResourceSearchParam(
                         name=p.name,

@@ -5,6 +5,7 @@ every error an OperationOutcome. The audit middleware records each request (path
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
@@ -33,6 +34,8 @@ from pathways.fhir.search import KINDS, ResourceKind, kind_check, search_apply
 from pathways.fhir.systems import FHIR_CONTENT_TYPE, TASK_DUE_SEARCH_PARAMETER_ID
 from pathways.middleware import audit_note
 from pathways.models import User
+from pathways.selectors.access import scope_patients
+from pathways.services.enrollment import enrollment_apply
 
 
 class FhirJSONRenderer(JSONRenderer):
@@ -234,3 +237,44 @@ class InstanceView(FhirView):
             subtype=f"fhir {resource_type} read",
         )
         return Response(as_json(kind.build(row)))
+
+
+class ApplyView(FhirView):
+    """POST PlanDefinition/<id>/$apply?subject=Patient/<id>: enrol the patient through the enrollment service
+    (the active version only) and answer the CarePlan, 201 with its Location."""
+
+    def post(self, request: Request, pk: str) -> Response:
+        user = self.user()
+        unknown = sorted(set(request.query_params) - {"subject", "_format"})
+        if unknown:
+            raise error(400, "not-supported", f"unknown parameter(s): {', '.join(unknown)}", *unknown)
+        plan = (
+            KINDS["PlanDefinition"].queryset(user).filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 18 else None
+        )
+        if plan is None:
+            raise error(404, "not-found", f"PlanDefinition/{pk} not found")
+        if plan.status != "active":
+            raise error(422, "business-rule", f"PlanDefinition/{pk} is {plan.status}; only the active version applies")
+        subject = request.query_params.get("subject", "")
+        match = re.fullmatch(r"Patient/([0-9]{1,18})", subject)
+        if not match:
+            raise error(400, "required", "subject=Patient/<id> is required", "subject")
+        patient = scope_patients(user).filter(pk=int(match.group(1))).first()
+        if patient is None:
+            raise error(404, "not-found", f"{subject} not found", "subject")
+        try:
+            enrollment = enrollment_apply(patient_id=patient.pk, pathway_slug=plan.slug, actor=user)
+        except DomainError as exc:
+            status = 422 if exc.http_status == 400 else exc.http_status
+            code = {403: "forbidden", 404: "not-found", 409: "conflict"}.get(exc.http_status, "business-rule")
+            raise FhirError(status, [Issue(code, exc.message, ["subject"])]) from exc
+        audit_note(
+            request,
+            entity_type="enrollment",
+            entity_id=str(enrollment.pk),
+            patient_id=patient.pk,
+            subtype="fhir PlanDefinition $apply",
+            action="C",
+        )
+        body = as_json(KINDS["CarePlan"].build(enrollment))
+        return Response(body, status=201, headers={"Location": f"{self.base_url()}CarePlan/{enrollment.pk}"})

@@ -10,7 +10,7 @@ from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.careteam import CareTeam
 from fhir.resources.R4B.plandefinition import PlanDefinition
 
-from pathways.models import AuditEvent
+from pathways.models import AuditEvent, Enrollment, Task
 from tests.fhir.conftest import Fhir
 
 pytestmark = pytest.mark.django_db
@@ -71,3 +71,37 @@ def test_audit_events_are_for_auditors_only_and_scoped(world):
     assert any(ent.what.reference == f"Task/{world.task.pk}" for e in events for ent in e.entity or [])
     other = auditor.get("AuditEvent", patient=world.other_site_patient.pk).json()
     assert "entry" not in other
+
+
+def test_apply_enrols_the_patient_and_answers_the_care_plan(world):
+    fhir = Fhir(world.users["coordinator"])
+    path = f"PlanDefinition/{world.pathway.pk}/$apply?subject=Patient/{world.spare_patient.pk}"
+    response = fhir.client.post(f"/fhir/R4/{path}")
+    assert response.status_code == 201, response.json()
+    care_plan = CarePlan.model_validate(response.json())
+    enrollment = Enrollment.objects.get(patient=world.spare_patient)
+    assert care_plan.id == str(enrollment.pk) and care_plan.status == "active"
+    assert response["Location"].endswith(f"/fhir/R4/CarePlan/{enrollment.pk}")
+    assert Task.objects.filter(enrollment=enrollment).exists()
+    event = AuditEvent.objects.get(subtype="fhir PlanDefinition $apply")
+    assert event.action == "C" and event.patient_id == world.spare_patient.pk
+    again = fhir.client.post(f"/fhir/R4/{path}")
+    assert again.status_code == 409 and again.json()["resourceType"] == "OperationOutcome"
+    assert Enrollment.objects.filter(patient=world.spare_patient).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("who", "subject", "status"),
+    [
+        ("coordinator", "other_site_patient", 404),
+        ("wound_nurse", "spare_patient", 404),
+        ("coordinator", None, 400),
+    ],
+)
+def test_apply_refusals_change_nothing(world, who, subject, status):
+    before = Enrollment.objects.count()
+    query = f"?subject=Patient/{getattr(world, subject).pk}" if subject else ""
+    response = Fhir(world.users[who]).client.post(f"/fhir/R4/PlanDefinition/{world.pathway.pk}/$apply{query}")
+    assert response.status_code == status
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert Enrollment.objects.count() == before
