@@ -88,6 +88,8 @@ def _fhir_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
 class FhirView(APIView):
     """Base of every /fhir/R4/ view."""
 
+    # Not part of the REST API's OpenAPI schema: the CapabilityStatement describes this interface.
+    schema = None
     permission_classes = [IsActiveStaff]
     renderer_classes = [FhirJSONRenderer]
     parser_classes = [FhirJSONParser, JSONParser]

@@ -236,3 +236,14 @@ def test_fhir_reads_are_audited_with_the_patient(world):
     fhir.get(f"Task/{world.other_site_task.pk}")
     denied = AuditEvent.objects.filter(path=f"/fhir/R4/Task/{world.other_site_task.pk}").get()
     assert denied.http_status == 404 and denied.patient_id is None
+
+
+@pytest.mark.parametrize("kind", ["Task", "Observation", "CarePlan", "CareTeam", "Flag", "PlanDefinition"])
+def test_search_query_count_does_not_grow_with_the_page(world, kind, django_assert_max_num_queries):
+    fhir = Fhir(world.users["admin"])
+    fhir.post("", high_panel(world.patient.pk))
+    fhir.post("", high_panel(world.other_team_patient.pk))
+    # Authentication, the page, its prefetches, and the audit event; never one query per row.
+    with django_assert_max_num_queries(12):
+        body = fhir.get(kind, _count=200).json()
+    assert len(body["entry"]) >= 1
