@@ -13,6 +13,7 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on every origin (even for JSON pages); a 404 there is a console error.
     path("favicon.ico", RedirectView.as_view(url=static("pathways/favicon.svg"), permanent=True)),
     path("api/v1/", include("pathways.api.urls")),
+    path("fhir/R4/", include("pathways.fhir.urls")),
     path("admin/", admin.site.urls),
     path("dashboard/", include("pathways.web.urls")),
     # The clinicians' workspace: My work, patients, enrollments, the assignment board (docs/workspace.md).

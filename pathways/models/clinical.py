@@ -68,6 +68,10 @@ class Observation(models.Model):
     # A derived value's input ids, sorted and comma-separated ("" for a measured value): part of the identity
     # of a measurement, so a derived value is stored once per effective time and inputs.
     inputs_key = models.CharField(max_length=200, blank=True, default="")
+    # The sender's business identifier ("system|value", e.g. a lab accession) when the value came from an
+    # interface (FHIR Observation.identifier): a resent result with the same identifier is the same measurement.
+    # NULL, not "", when absent: the unique constraint below must not treat every unidentified value as one.
+    source_identifier = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["-effective_at", "-pk"]
@@ -80,6 +84,11 @@ class Observation(models.Model):
             models.UniqueConstraint(
                 fields=["enrollment", "code", "effective_at", "value", "unit", "inputs_key"],
                 name="%(app_label)s_%(class)s_unique_measurement",
+            ),
+            models.UniqueConstraint(
+                fields=["enrollment", "source_identifier"],
+                condition=Q(source_identifier__isnull=False),
+                name="%(app_label)s_%(class)s_unique_source_identifier",
             ),
         ]
         indexes = [

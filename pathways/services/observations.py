@@ -44,6 +44,8 @@ class ObservationInput:
     unit: str | None = None
     effective_at: dt.datetime | None = None
     reference_high: Any = None
+    # The sender's business identifier ("system|value"), stored for idempotent interfaces (FHIR).
+    source_identifier: str | None = None
 
 
 @dataclass
@@ -83,6 +85,7 @@ class _Prepared:
     effective_at: dt.datetime
     reference_high: Decimal | None
     reference_high_defaulted: bool
+    source_identifier: str | None = None
 
 
 def derived_window() -> dt.timedelta:
@@ -143,7 +146,7 @@ def _prepare(values: Sequence[ObservationInput], *, default_at: dt.datetime, now
             instants.check_clinical_time(effective_at, now=now)
         except InvalidInput as exc:
             raise named(exc) from exc
-        prepared.append(_Prepared(normalized, effective_at, reference_high, defaulted))
+        prepared.append(_Prepared(normalized, effective_at, reference_high, defaulted, item.source_identifier))
     return prepared
 
 
@@ -267,6 +270,7 @@ def _store_values(
             recorded_by=actor,
             assessment=assessment,
             task=task,
+            source_identifier=p.source_identifier,
         )
         stored, created = _store_once(row)
         if any(r.pk == stored.pk for r in rows):

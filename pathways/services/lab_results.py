@@ -1,0 +1,80 @@
+"""Lab results from interfaces (FHIR): the observation service plus the sender's identifier, so that a result
+sent again is recognised and creates nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from pathways.models import Observation, User
+from pathways.services.observations import (
+    ClinicalRecordResult,
+    ObservationInput,
+    clinical_data_record,
+    enrollment_for_clinical_write,
+)
+
+
+@dataclass
+class LabResultsOutcome:
+    """One row per input, in input order: the Observation stored for it and whether this call created it."""
+
+    observations: list[Observation] = field(default_factory=list)
+    created: list[bool] = field(default_factory=list)
+    record: ClinicalRecordResult | None = None
+
+
+@transaction.atomic
+def lab_results_record(
+    *,
+    enrollment_id: int,
+    values: Sequence[ObservationInput],
+    actor: User | None,
+    now: dt.datetime | None = None,
+) -> LabResultsOutcome:
+    """Record lab values for an enrollment (units, plausibility, derived values, rules: observations_record).
+
+    A value whose `source_identifier` ("system|value") is already stored for the enrollment, or repeats one
+    earlier in `values`, is not recorded again: its row is the stored one and `created` is False. Raises what
+    observations_record raises (NotFound, NotPermitted, IllegalTransition, InvalidInput); nothing is written
+    then. `values` must not be empty.
+    """
+    now = now or timezone.now()
+    # The enrollment lock serializes senders, so the identifier check below cannot race another request.
+    enrollment = enrollment_for_clinical_write(actor=actor, enrollment_id=enrollment_id)
+    identifiers = [v.source_identifier for v in values if v.source_identifier]
+    stored = {
+        o.source_identifier: o
+        for o in Observation.objects.filter(enrollment=enrollment, source_identifier__in=identifiers)
+    }
+    new: list[ObservationInput] = []
+    seen: set[str] = set()
+    for value in values:
+        key = value.source_identifier
+        if key and (key in stored or key in seen):
+            continue
+        if key:
+            seen.add(key)
+        new.append(value)
+    outcome = LabResultsOutcome()
+    created_rows: dict[int, Observation] = {}
+    if new:
+        outcome.record = clinical_data_record(
+            enrollment=enrollment, values=new, effective_at=None, actor=actor, now=now
+        )
+        created_rows = {id(value): row for value, row in zip(new, outcome.record.observations, strict=True)}
+        for value, row in zip(new, outcome.record.observations, strict=True):
+            if value.source_identifier:
+                stored.setdefault(value.source_identifier, row)
+    for value in values:
+        if id(value) in created_rows:
+            outcome.observations.append(created_rows[id(value)])
+            outcome.created.append(True)
+        else:
+            outcome.observations.append(stored[value.source_identifier or ""])
+            outcome.created.append(False)
+    return outcome
