@@ -329,7 +329,7 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=env.bool("SECURE_COO
 # Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" makes Django trust that header from the proxy
 # (the proxy must overwrite it). Unset: only the connection itself counts.
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header
-_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+_proxy_ssl_header = [part.strip() for part in env.list("SECURE_PROXY_SSL_HEADER", default=[]) if part.strip()]
 if len(_proxy_ssl_header) == 2:
     SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
 elif _proxy_ssl_header:

@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
             name='AuditEventSite',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='site_links', to='pathways.auditevent')),
+                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='site_links', to='pathways.auditevent')),
                 ('site', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='pathways.site')),
             ],
             options={

@@ -64,7 +64,8 @@ class AuditEventSite(models.Model):
     """One site an audit event concerns (docs/audit.md, "Who may read which events"); an auditor sees an event
     when one of its sites is theirs. Written with the event, append-only like it (trigger in migration 0010)."""
 
-    event = models.ForeignKey(AuditEvent, on_delete=models.PROTECT, related_name="site_links")
+    # CASCADE only describes the relation: the database refuses to delete either row (append-only triggers).
+    event = models.ForeignKey(AuditEvent, on_delete=models.CASCADE, related_name="site_links")
     site = models.ForeignKey("pathways.Site", on_delete=models.PROTECT, related_name="+")
 
     class Meta:
