@@ -256,3 +256,20 @@ def test_a_failed_email_backs_off_then_is_retried_and_stops_after_the_attempt_li
     mail.outbox.clear()
     assert notifications_email_unsent(now=now + dt.timedelta(hours=2)).details["sent"] == 1
     assert len(mail.outbox) == 1
+
+
+def test_beat_runs_the_email_sweep_and_email_has_a_queue_of_its_own() -> None:
+    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert "carepath.sweep_email" in tasks
+    queue_of = {
+        name: app.amqp.router.route({}, name)["queue"].name for name in tasks | {"carepath.send_notification_email"}
+    }
+    assert queue_of == {
+        "carepath.sweep_materialize": "sweeps",
+        "carepath.sweep_escalate": "sweeps",
+        "carepath.sweep_remind": "sweeps",
+        "carepath.sweep_email": "email",
+        "carepath.send_notification_email": "email",
+    }
+    # A worker started without --queues (manage.py up's fallback, the tests) consumes both.
+    assert {q.name for q in app.conf.task_queues} == {"sweeps", "email"}
