@@ -149,6 +149,10 @@ def audit_record(
     return event
 
 
+def _is_id(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) <= 18
+
+
 def _sites_concerned(
     *,
     patient_id: int | None,
@@ -166,7 +170,7 @@ def _sites_concerned(
     if patient_id is not None:
         sites.update(Patient.objects.filter(pk=patient_id).values_list("site_id", flat=True))
     lookup = _SITE_OF.get(entity_type)
-    numeric = [int(i) for i in entity_ids if i.isdigit()]
+    numeric = [int(i) for i in entity_ids if _is_id(i)]
     if lookup is not None and numeric:
         model, path = lookup
         sites.update(model.objects.filter(pk__in=numeric).values_list(path, flat=True).distinct())
@@ -178,7 +182,8 @@ def _sites_concerned(
     if user is None:
         return set()
     reachable = scope_sites(user)
-    searched = [int(v) for v in parse_qs(query).get("site", []) if v.isdigit()]
+    # The query is the client's: anything but a plain id (e.g. "²", or past bigint) is ignored, never a 500.
+    searched = [int(v) for v in parse_qs(query).get("site", []) if _is_id(v)]
     if searched:
         reachable = reachable.filter(pk__in=searched)
     return set(reachable.values_list("pk", flat=True))

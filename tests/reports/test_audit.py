@@ -235,6 +235,10 @@ def test_each_event_records_the_sites_it_concerns(world: World, other_site) -> N
     assert sites_of(client.get(f"/api/v1/patients/?mrn={world.other_site_patient.mrn}")) == {other_site.pk}
     assert sites_of(client.get("/api/v1/patients/?mrn=NONE")) == {world.site.pk, other_site.pk}
     assert sites_of(client.get(f"/api/v1/patients/?mrn=NONE&site={world.site.pk}")) == {world.site.pk}
+    for bad in ("%C2%B2", "9" * 40):  # not a usable id: never a 500, and the event still gets its sites
+        response = client.get(f"/api/v1/patients/?mrn=NONE&site={bad}")
+        assert response.status_code < 500
+        assert sites_of(response) == {world.site.pk, other_site.pk}
     # Lists of tasks trace each task to its patient's site; a detail read, its patient's site.
     assert sites_of(client.get(f"/api/v1/tasks/?enrollment={world.enrollment.pk}")) == {world.site.pk}
     assert sites_of(client.get(f"/api/v1/tasks/{world.other_site_task.pk}/")) == {other_site.pk}
