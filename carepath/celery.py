@@ -35,4 +35,10 @@ app.conf.beat_schedule = {
         "schedule": _EVERY_MINUTE,
         "options": {"expires": _EVERY_MINUTE - 5},
     },
+    # The e-mail outbox: whatever the on-commit fast path could not queue (broker down) or failed to send.
+    "send-unsent-email": {
+        "task": "carepath.sweep_email",
+        "schedule": _EVERY_MINUTE,
+        "options": {"expires": _EVERY_MINUTE - 5},
+    },
 }

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("CAREPATH_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -37,6 +39,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    # Login lockout per (username, client address); see the AXES_* settings below.
+    "axes",
     "pathways",
 ]
 
@@ -53,6 +57,8 @@ MIDDLEWARE = [
     # request.htmx: the workspace answers htmx requests with the changed fragment only (docs/workspace.md).
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires; it keeps the login views' own lockout answers (axes_keep_response).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "carepath.urls"
@@ -100,6 +106,31 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Login lockout (django-axes; docs/operations.md, "Login lockout") ------------------------------
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+# The axes backend refuses a locked-out (username, address) pair before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Keyed on the combination: a whole hospital behind one NAT address is never locked out by someone else's
+# failures, or by credential stuffing over many usernames from that address (issue 12, section 8).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env.int("LOGIN_MAX_FAILURES", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "pathways.services.auth.axes_username"
+AXES_LOCKOUT_CALLABLE = "pathways.services.auth.axes_keep_response"
+# One address rule for axes, DRF's throttles (NUM_PROXIES below) and the audit trail.
+AXES_CLIENT_IP_CALLABLE = "pathways.request_context.client_address"
+# Successful logins are audit events already (docs/audit.md); axes keeps only the failure counters.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# How many reverse proxies in front of the application append to X-Forwarded-For. 0: the header is ignored
+# and the connection's address counts. Set it to exactly the number of proxies: one too many lets clients
+# choose their address (and dodge the lockout and throttles).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"  # stored and computed in UTC; local times come from each site's zoneinfo
@@ -183,6 +214,20 @@ CELERY_ENABLE_UTC = True
 # Beat keeps its small state file under var/, not in the working directory.
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-schedule-filename
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Two queues, so an e-mail backlog never delays the scheduling sweeps (issue 12; docs/operations.md, "Queues"):
+# `sweeps` for the beat sweeps (and anything unrouted), `email` for the per-notification e-mails and the
+# outbox sweep. A worker started without -Q consumes both (manage.py up, tests); production runs one worker
+# pool per queue (compose.yaml).
+# https://docs.celeryq.dev/en/stable/userguide/routing.html#automatic-routing
+CELERY_TASK_DEFAULT_QUEUE = "sweeps"
+CELERY_TASK_QUEUES = (Queue("sweeps"), Queue("email"))
+CELERY_TASK_ROUTES = {
+    "carepath.send_notification_email": {"queue": "email"},
+    "carepath.sweep_email": {"queue": "email"},
+    "carepath.sweep_materialize": {"queue": "sweeps"},
+    "carepath.sweep_escalate": {"queue": "sweeps"},
+    "carepath.sweep_remind": {"queue": "sweeps"},
+}
 # Retry connecting to the broker at start-up rather than exiting (Celery 6 changes the default).
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-connection-retry-on-startup
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -195,6 +240,10 @@ CAREPATH = {
     # Overdue by this long -> second escalation (priority raised, coordinator told again).
     "ESCALATION_SECOND_THRESHOLD_HOURS": env.int("CAREPATH_ESCALATION_SECOND_THRESHOLD_HOURS", default=24),
     "DUE_SOON_HOURS": env.int("CAREPATH_DUE_SOON_HOURS", default=2),
+    # The e-mail outbox (docs/operations.md): tries per e-mail, and how long the sweep leaves a fresh
+    # notification to the per-id task queued on commit.
+    "EMAIL_MAX_ATTEMPTS": env.int("CAREPATH_EMAIL_MAX_ATTEMPTS", default=12),
+    "EMAIL_SWEEP_GRACE_SECONDS": env.int("CAREPATH_EMAIL_SWEEP_GRACE_SECONDS", default=60),
     # Corrected calcium and Ca x P use the latest inputs no further apart than this (docs/clinical-rules.md).
     "DERIVED_WINDOW_HOURS": env.int("CAREPATH_DERIVED_WINDOW_HOURS", default=72),
     "CONTENT_DIR": BASE_DIR / "pathways" / "content",
@@ -219,8 +268,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "pathways.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "pathways.api.exceptions.exception_handler",
-    # The token endpoint's cheap first line; the database lockout (pathways.services.auth) is the real one.
+    # The token endpoint's rate per client address; the lockout per (username, address) is django-axes'.
     "DEFAULT_THROTTLE_RATES": {"login": env.str("LOGIN_RATE", default="30/minute")},
+    # The throttles' client address: X-Forwarded-For only as far as the trusted proxies (DRF's default, None,
+    # keys on the whole client-supplied header, so rotating it dodged the limit).
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DATETIME_FORMAT": "iso-8601",
 }
 SPECTACULAR_SETTINGS = {
@@ -246,13 +298,44 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "pathways.request_context.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "pathways.request_context.RequestIdLogFilter"},
+        "client_errors": {"()": "pathways.request_context.ClientErrorLogFilter"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Through the root handler only: Django's own DEBUG console handler printed every record a second time.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"filters": ["client_errors"]},
+        "django.db.backends": {"level": "WARNING"},
+        # axes logs each failure with the username and address; pathways.services.auth logs it once, without.
+        "axes": {"level": "ERROR"},
+    },
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
-    CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
+# --- HTTPS (docs/operations.md, "Security settings") ----------------------------------------------
+# Secure by default whenever DEBUG is off; each can be changed from the environment. DEBUG=1 (manage.py up
+# for a local trial) keeps plain http working.
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-ssl-redirect
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# The container healthcheck and load balancers probe /healthz over plain http from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# https://docs.djangoproject.com/en/5.2/ref/middleware/#http-strict-transport-security
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+# Preloading is the domain owner's decision (a submission to the browsers' list, hard to undo), so it is
+# opt-in; check --deploy's reminder about it (W021) is silenced below for that reason only.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=env.bool("SECURE_COOKIES", default=not DEBUG))
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=env.bool("SECURE_COOKIES", default=not DEBUG))
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" makes Django trust that header from the proxy
+# (the proxy must overwrite it). Unset: only the connection itself counts.
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header
+_proxy_ssl_header = [part.strip() for part in env.list("SECURE_PROXY_SSL_HEADER", default=[]) if part.strip()]
+if len(_proxy_ssl_header) == 2:
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
+elif _proxy_ssl_header:
+    raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be HEADER,VALUE, e.g. HTTP_X_FORWARDED_PROTO,https")

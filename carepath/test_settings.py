@@ -4,6 +4,11 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
+# The test client and the browser tests speak plain http; tests/test_settings_deploy.py checks the secure
+# production defaults in a process of its own.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
+os.environ.setdefault("SECURE_COOKIES", "0")
 
 from carepath.settings import *  # noqa: F403
 from carepath.testing import choose_services

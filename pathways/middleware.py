@@ -24,7 +24,13 @@ from django.http import HttpRequest, HttpResponse
 
 from pathways.choices import AuditAction
 from pathways.models import Patient, User
-from pathways.request_context import AuditNote, RequestContext, request_context_enter, request_context_exit
+from pathways.request_context import (
+    AuditNote,
+    RequestContext,
+    client_address,
+    request_context_enter,
+    request_context_exit,
+)
 from pathways.services.audit import audit_record, outcome_for_status
 
 # Everything that serves or changes data is audited, the workspace at the site root included (so a new page
@@ -60,8 +66,8 @@ class AuditMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         context = RequestContext(
             request_id=request_id,
-            # REMOTE_ADDR, not X-Forwarded-For: a client-supplied header must not choose the recorded address.
-            source_address=request.META.get("REMOTE_ADDR") or None,
+            # X-Forwarded-For only from the configured proxies: a client must not choose the recorded address.
+            source_address=client_address(request),
             method=request.method or "",
             path=_storable(request.path),
         )

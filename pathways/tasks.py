@@ -11,7 +11,12 @@ import smtplib
 from celery import shared_task
 
 from pathways.services.notifications import notification_send_email
-from pathways.services.sweeps import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
+from pathways.services.sweeps import (
+    notifications_email_unsent,
+    schedules_materialize_due,
+    tasks_escalate_overdue,
+    tasks_remind_due_soon,
+)
 
 # Stop starting batches well inside CELERY_TASK_SOFT_TIME_LIMIT (240 s); the next tick continues.
 SWEEP_BUDGET_SECONDS = 50.0
@@ -33,6 +38,12 @@ def sweep_escalate() -> dict[str, object]:
 def sweep_remind() -> dict[str, object]:
     """Remind the assignee or role pool of work that comes due soon."""
     return tasks_remind_due_soon(max_seconds=SWEEP_BUDGET_SECONDS).as_dict()
+
+
+@shared_task(name="carepath.sweep_email")
+def sweep_email() -> dict[str, object]:
+    """Send the e-mail of every unsent, retryable notification (the outbox; runs on the `email` queue)."""
+    return notifications_email_unsent(max_seconds=SWEEP_BUDGET_SECONDS).as_dict()
 
 
 # SMTP and network errors are transient: retry with exponential backoff (1 s, 2 s, 4 s ... capped at 10 min,

@@ -1,7 +1,7 @@
 """POST /api/v1/auth/token/: exchange a username and password for an API token.
 
-Two layers of throttling: DRF's per-address rate (cheap, in the cache) and the database lockout in
-pathways.services.auth, which counts failures atomically across processes and records them."""
+Two layers: DRF's per-address rate (cheap, in the cache; the address is client_address, so a rotated
+X-Forwarded-For does not dodge it) and django-axes' lockout per (username, address) in pathways.services.auth."""
 
 from __future__ import annotations
 
@@ -31,13 +31,12 @@ class TokenView(StrictQueryParamsMixin, APIView):
     @extend_schema(request=TokenRequestSerializer, responses={200: TokenResponseSerializer}, auth=[])
     def post(self, request: Request) -> Response:
         """Returns {"token": ...}; send it as `Authorization: Token <token>`. Repeated failures lock the
-        username (and the client address) for a while: 429 with Retry-After."""
+        username at the client's address for a while: 429 with Retry-After."""
         serializer = TokenRequestSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         token = auth_token_obtain(
+            request=request._request,
             username=serializer.validated_data["username"],
             password=serializer.validated_data["password"],
-            # REMOTE_ADDR, not X-Forwarded-For: a client-supplied header must not pick its own throttle key.
-            address=request.META.get("REMOTE_ADDR"),
         )
         return Response({"token": token})

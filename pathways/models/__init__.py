@@ -1,21 +1,20 @@
 """Models, one module per aggregate; imported here so Django finds them."""
 
-from pathways.models.audit import AuditEvent
+from pathways.models.audit import AuditEvent, AuditEventSite
 from pathways.models.care import CareTeamMember, Enrollment, EnrollmentEvent, Patient, Site, User
 from pathways.models.clinical import Assessment, Flag, MedicationChange, Observation, RuleFiring
-from pathways.models.security import LoginThrottle
 from pathways.models.tasks import FirstAction, Notification, Schedule, Task, TaskEvent
 from pathways.models.templates import PathwayTemplate, Rule, TaskTemplate
 
 __all__ = [
     "Assessment",
     "AuditEvent",
+    "AuditEventSite",
     "CareTeamMember",
     "Enrollment",
     "EnrollmentEvent",
     "FirstAction",
     "Flag",
-    "LoginThrottle",
     "MedicationChange",
     "Notification",
     "Observation",

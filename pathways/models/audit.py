@@ -58,3 +58,21 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"audit {self.pk} {self.action} {self.entity_type} {self.entity_id} ({self.outcome})"
+
+
+class AuditEventSite(models.Model):
+    """One site an audit event concerns (docs/audit.md, "Who may read which events"); an auditor sees an event
+    when one of its sites is theirs. Written with the event, append-only like it (trigger in migration 0010)."""
+
+    # CASCADE only describes the relation: the database refuses to delete either row (append-only triggers).
+    event = models.ForeignKey(AuditEvent, on_delete=models.CASCADE, related_name="site_links")
+    site = models.ForeignKey("pathways.Site", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "site"], name="%(app_label)s_%(class)s_unique_event_site"),
+        ]
+        indexes = [models.Index(fields=["site", "event"], name="pathways_auditsite_site")]
+
+    def __str__(self) -> str:
+        return f"audit {self.event_id} concerns site {self.site_id}"

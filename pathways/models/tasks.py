@@ -198,7 +198,7 @@ class TaskEvent(models.Model):
 
 
 class Notification(models.Model):
-    """An in-app message to one user about a task; e-mailed once by a Celery task."""
+    """An in-app message to one user about a task; e-mailed once, from the outbox (docs/operations.md)."""
 
     user = models.ForeignKey("pathways.User", on_delete=models.CASCADE, related_name="notifications")
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="notifications")
@@ -210,6 +210,8 @@ class Notification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
     email_attempts = models.PositiveSmallIntegerField(default=0)
+    # The e-mail outbox (docs/operations.md): after a failed attempt the e-mail sweep waits until then.
+    email_retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -218,7 +220,11 @@ class Notification(models.Model):
                 fields=["user", "dedupe_key"], name="%(app_label)s_%(class)s_unique_user_dedupe_key"
             ),
         ]
-        indexes = [models.Index(fields=["user", "read_at"], name="pathways_notif_user_unread")]
+        indexes = [
+            models.Index(fields=["user", "read_at"], name="pathways_notif_user_unread"),
+            # The e-mail sweep reads only the unsent rows, oldest first; sent ones drop out of this index.
+            models.Index(fields=["created_at"], condition=Q(emailed_at__isnull=True), name="pathways_notif_unsent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} for user {self.user_id}"

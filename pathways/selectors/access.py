@@ -13,6 +13,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from pathways.choices import SPECIALIST_ROLES, Role
 from pathways.models import (
     AuditEvent,
+    AuditEventSite,
     CareTeamMember,
     Enrollment,
     Notification,
@@ -234,17 +235,15 @@ def can_view_audit_log(user: User) -> bool:
 
 
 def scope_audit_events(user: User) -> QuerySet[AuditEvent]:
-    """Audit events an auditor may read: about their sites' patients, or with no patient but done by staff of
-    their sites (logins, reports) or by nobody identified (anonymous and failed requests). Admins: all."""
+    """Audit events an auditor may read: those that concern one of their sites (AuditEventSite, recorded with
+    each event: the patient's site, the sites of the patients a search matched, else the sites searched or the
+    actor's), plus anonymous events that concern no site (unauthenticated requests, failed logins for unknown
+    usernames). Admins: all. Others: none."""
     qs = AuditEvent.objects.all()
     if is_admin(user):
         return qs
     if not is_auditor(user):
         return qs.none()
-    site_patients = Patient.objects.filter(site__in=_site_ids(user)).values("pk")
-    site_staff = User.objects.filter(sites__in=_site_ids(user)).values("pk")
-    return qs.filter(
-        Q(patient__in=site_patients)
-        | Q(patient__isnull=True, actor__in=site_staff)
-        | Q(patient__isnull=True, actor__isnull=True)
-    )
+    mine = AuditEventSite.objects.filter(event=OuterRef("pk"), site__in=_site_ids(user))
+    anywhere = AuditEventSite.objects.filter(event=OuterRef("pk"))
+    return qs.filter(Exists(mine) | (~Exists(anywhere) & Q(actor__isnull=True, patient__isnull=True)))

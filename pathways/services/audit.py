@@ -10,16 +10,42 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from django.db import transaction
 from django.utils import timezone
 
 from pathways.choices import AuditAction, AuditOutcome
-from pathways.models import AuditEvent, Enrollment, Patient, User
+from pathways.models import (
+    AuditEvent,
+    AuditEventSite,
+    CareTeamMember,
+    Enrollment,
+    Flag,
+    MedicationChange,
+    Notification,
+    Observation,
+    Patient,
+    Task,
+    User,
+)
 from pathways.request_context import current_request
+from pathways.selectors.access import scope_sites
 
 # The page of a list read is recorded id by id; beyond this many ids only the count is kept in outcome_desc.
 MAX_ENTITY_IDS = 500
+
+# How to find the site of each kind of record a list or search can return (entity_type -> model, lookup).
+_SITE_OF: dict[str, tuple[type[Any], str]] = {
+    "patient": (Patient, "site_id"),
+    "enrollment": (Enrollment, "patient__site_id"),
+    "task": (Task, "enrollment__patient__site_id"),
+    "careteammember": (CareTeamMember, "enrollment__patient__site_id"),
+    "observation": (Observation, "enrollment__patient__site_id"),
+    "flag": (Flag, "enrollment__patient__site_id"),
+    "medicationchange": (MedicationChange, "enrollment__patient__site_id"),
+    "notification": (Notification, "task__enrollment__patient__site_id"),
+}
 
 
 def outcome_for_status(http_status: int) -> str:
@@ -108,6 +134,56 @@ def audit_record(
             source_address=context.source_address if context else None,
             request_id=context.request_id if context else "",
         )
+        sites = _sites_concerned(
+            patient_id=patient_id,
+            entity_type=entity_type,
+            entity_ids=ids,
+            actor=event.actor,
+            actor_username=event.actor_username,
+            query=query,
+        )
+        if sites:
+            AuditEventSite.objects.bulk_create([AuditEventSite(event=event, site_id=site) for site in sorted(sites)])
     if context is not None:
         context.recorded = True
     return event
+
+
+def _is_id(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) <= 18
+
+
+def _sites_concerned(
+    *,
+    patient_id: int | None,
+    entity_type: str,
+    entity_ids: list[str],
+    actor: User | None,
+    actor_username: str,
+    query: str,
+) -> set[int]:
+    """The sites an event concerns (docs/audit.md, "Who may read which events"): the patient's site and the
+    sites of the records it returned (for a search, the patients it matched). With neither, the sites the
+    actor could reach (for a search, the sites searched, narrowed by ?site=): the actor's, or for a failed
+    login those of the account named. Empty for anonymous requests."""
+    sites: set[int] = set()
+    if patient_id is not None:
+        sites.update(Patient.objects.filter(pk=patient_id).values_list("site_id", flat=True))
+    lookup = _SITE_OF.get(entity_type)
+    numeric = [int(i) for i in entity_ids if _is_id(i)]
+    if lookup is not None and numeric:
+        model, path = lookup
+        sites.update(model.objects.filter(pk__in=numeric).values_list(path, flat=True).distinct())
+    if sites:
+        return {s for s in sites if s is not None}
+    user = actor
+    if user is None and actor_username:
+        user = User.objects.filter(username=actor_username).first()
+    if user is None:
+        return set()
+    reachable = scope_sites(user)
+    # The query is the client's: anything but a plain id (e.g. "²", or past bigint) is ignored, never a 500.
+    searched = [int(v) for v in parse_qs(query).get("site", []) if _is_id(v)]
+    if searched:
+        reachable = reachable.filter(pk__in=searched)
+    return set(reachable.values_list("pk", flat=True))

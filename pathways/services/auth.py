@@ -1,39 +1,41 @@
-"""Token login with brute-force protection: failed attempts counted atomically in the database.
+"""Login with a lockout that fits a hospital: django-axes counts failures per (username, client address) pair.
 
-DRF's cache throttle alone is per process (LocMemCache) and resets on restart; the LoginThrottle row is shared
-by every web process, so the count holds under concurrency and across restarts.
+All staff of a hospital usually reach the service from one NAT address, so the lock is on the combination:
+failures against one account from one address lock that account at that address only, and credential stuffing
+over many usernames from the shared address locks none of the colleagues there (issue 12, section 8). The rate
+of attempts per address is DRF's throttle on the token endpoint (pathways.api.auth). The client address is
+pathways.request_context.client_address (X-Forwarded-For only from TRUSTED_PROXY_COUNT proxies). Settings:
+AXES_* in carepath/settings.py, documented in docs/operations.md ("Login lockout").
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
+from axes.handlers.proxy import AxesProxyHandler
+from axes.helpers import get_cool_off
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import update_last_login
-from django.db import transaction
-from django.db.models import F
+from django.db.models import Max
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from pathways.choices import AuditAction, AuditOutcome
 from pathways.errors import DomainError
-from pathways.models import LoginThrottle, User
+from pathways.models import User
+from pathways.request_context import client_address
 from pathways.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
 
-_CONFIG = getattr(settings, "CAREPATH", {})
-# Failures allowed per username (and, more generously, per client address) within the window.
-MAX_FAILURES_PER_USERNAME: int = _CONFIG.get("LOGIN_MAX_FAILURES", 5)
-MAX_FAILURES_PER_ADDRESS: int = _CONFIG.get("LOGIN_MAX_FAILURES_PER_ADDRESS", 50)
-WINDOW = dt.timedelta(minutes=_CONFIG.get("LOGIN_WINDOW_MINUTES", 15))
-LOCKOUT = dt.timedelta(minutes=_CONFIG.get("LOGIN_LOCKOUT_MINUTES", 15))
-
 
 class LoginLocked(DomainError):
-    """Too many failed logins for this username or address; retry after `retry_after` seconds."""
+    """Too many failed logins for this username from this address; retry after `retry_after` seconds."""
 
     code = "throttled"
     http_status = 429
@@ -48,95 +50,75 @@ class LoginFailed(DomainError):
     http_status = 401
 
 
-def _keys(username: str, address: str | None) -> list[tuple[str, int]]:
-    # Usernames are case-folded so that "Alice" and "alice" share a counter; unknown usernames count too,
-    # so the response never reveals whether an account exists.
-    keys = [(f"user:{username.strip().casefold()}"[:255], MAX_FAILURES_PER_USERNAME)]
-    if address:
-        keys.append((f"addr:{address}"[:255], MAX_FAILURES_PER_ADDRESS))
-    return keys
+def axes_username(request: HttpRequest | None, credentials: dict[str, Any] | None) -> str:
+    """AXES_USERNAME_CALLABLE: usernames are counted case-folded, so "Alice" and "alice" share a counter.
+    Unknown usernames are counted too, so the answers never reveal whether an account exists."""
+    return str((credentials or {}).get("username") or "").strip().casefold()[:150]
 
 
-def login_locked_until(*, username: str, address: str | None, now: dt.datetime | None = None) -> dt.datetime | None:
-    """The latest lock in force for this username or address, or None."""
-    now = now or timezone.now()
-    locks = [
-        until
-        for until in LoginThrottle.objects.filter(
-            key__in=[k for k, _ in _keys(username, address)], locked_until__gt=now
-        ).values_list("locked_until", flat=True)
-        if until is not None
-    ]
-    return max(locks, default=None)
+def axes_keep_response(request: HttpRequest, original_response: HttpResponse, credentials: Any = None) -> HttpResponse:
+    """AXES_LOCKOUT_CALLABLE: the login views already answer a lockout (429 with Retry-After in the API's error
+    shape, a form error on the dashboard), so axes' middleware keeps their response."""
+    return original_response
 
 
-@transaction.atomic
-def login_failure_record(*, username: str, address: str | None, now: dt.datetime | None = None) -> None:
-    """Count one failed login against the username and the address; lock a key that reaches its limit."""
-    now = now or timezone.now()
-    for key, limit in _keys(username, address):
-        row, _ = LoginThrottle.objects.select_for_update().get_or_create(key=key, defaults={"window_started_at": now})
-        if now - row.window_started_at > WINDOW:
-            LoginThrottle.objects.filter(pk=row.pk).update(failures=0, window_started_at=now)
-        # F() keeps the increment in the database: two processes failing at once both count.
-        LoginThrottle.objects.filter(pk=row.pk).update(failures=F("failures") + 1, last_failure_at=now)
-        LoginThrottle.objects.filter(pk=row.pk, failures__gte=limit).update(locked_until=now + LOCKOUT)
-        logger.warning("login failed throttle_id=%s", row.pk)
+def _retry_after(request: HttpRequest, username: str) -> int:
+    cool_off = get_cool_off(request) or dt.timedelta(minutes=15)
+    last = AccessAttempt.objects.filter(username=username, ip_address=client_address(request)).aggregate(
+        last=Max("attempt_time")
+    )["last"]
+    remaining = (last + cool_off - timezone.now()) if last else cool_off
+    return max(int(remaining.total_seconds()), 1)
+
+
+def _audit_failure(*, username: str, reason: str, http_status: int, now: dt.datetime | None) -> None:
     audit_record(
         action=AuditAction.EXECUTE,
         subtype="login",
         outcome=AuditOutcome.SERIOUS_FAILURE,
-        outcome_desc="authentication_failed",
+        outcome_desc=reason,
         actor_username=username,
         entity_type="user",
+        http_status=http_status,
         now=now,
     )
 
 
-@transaction.atomic
-def login_success_record(*, user: User, username: str, now: dt.datetime | None = None) -> None:
-    """A correct password clears the username's failure count and stamps last_login."""
-    now = now or timezone.now()
-    key, _ = _keys(username, None)[0]
-    LoginThrottle.objects.filter(key=key).update(failures=0, window_started_at=now, locked_until=None)
+def auth_login(*, request: HttpRequest, username: str, password: str, now: dt.datetime | None = None) -> User:
+    """Check the credentials unless this username is locked out at this address; returns the user.
+
+    `request` is the Django request (axes reads its client address). Raises LoginLocked (checked before the
+    password, so a locked account cannot be guessed even with the right password; `retry_after` in seconds) or
+    LoginFailed. Every success, failure and lockout is audited; a failure is counted by axes (Django's
+    user_login_failed signal) and logged once, without the username. Shared by the token endpoint and the
+    dashboard's login page, so both obey the same lockout.
+    """
+    credentials = {"username": username}
+    if AxesProxyHandler.is_locked(request, credentials):
+        retry_after = _retry_after(request, axes_username(request, credentials))
+        _audit_failure(username=username, reason="throttled", http_status=429, now=now)
+        raise LoginLocked(f"too many failed logins; try again in {retry_after} seconds", retry_after=retry_after)
+    user = authenticate(request, username=username, password=password)
+    if not isinstance(user, User):
+        _audit_failure(username=username, reason="authentication_failed", http_status=401, now=now)
+        failures = AxesProxyHandler.get_failures(request, credentials)
+        logger.warning("login failed (%s of %s allowed)", failures, settings.AXES_FAILURE_LIMIT)
+        raise LoginFailed("unable to log in with the provided credentials")
+    # The attempts of this username at this address start again (AXES_RESET_ON_SUCCESS).
+    AxesProxyHandler.user_logged_in(User, request, user)
     update_last_login(User, user)
     logger.info("login succeeded user_id=%s", user.pk)
     audit_record(
         action=AuditAction.EXECUTE, subtype="login", actor=user, entity_type="user", entity_id=user.pk, now=now
     )
-
-
-def auth_login(*, username: str, password: str, address: str | None, now: dt.datetime | None = None) -> User:
-    """Check the credentials unless locked out; every success, failure and lockout is counted and audited.
-
-    Shared by the token endpoint and the dashboard's login page, so both obey the same lockout."""
-    now = now or timezone.now()
-    locked_until = login_locked_until(username=username, address=address, now=now)
-    if locked_until is not None:
-        # Checked before the password: a locked account cannot be guessed even with the right password.
-        retry_after = max(int((locked_until - now).total_seconds()), 1)
-        audit_record(
-            action=AuditAction.EXECUTE,
-            subtype="login",
-            outcome=AuditOutcome.SERIOUS_FAILURE,
-            outcome_desc="throttled",
-            actor_username=username,
-            entity_type="user",
-            http_status=429,
-            now=now,
-        )
-        raise LoginLocked(f"too many failed logins; try again in {retry_after} seconds", retry_after=retry_after)
-    user = authenticate(username=username, password=password)
-    if not isinstance(user, User):
-        login_failure_record(username=username, address=address, now=now)
-        raise LoginFailed("unable to log in with the provided credentials")
-    login_success_record(user=user, username=username, now=now)
     return user
 
 
-def auth_token_obtain(*, username: str, password: str, address: str | None, now: dt.datetime | None = None) -> str:
-    """Check the credentials (unless locked out) and return the user's API token, creating it on first login."""
+def auth_token_obtain(*, request: HttpRequest, username: str, password: str, now: dt.datetime | None = None) -> str:
+    """Check the credentials (unless locked out) and return the user's API token, creating it on first login.
+
+    Raises LoginLocked or LoginFailed as auth_login does."""
     # Not one transaction: a failed attempt must stay counted (and audited) when LoginFailed propagates.
-    user = auth_login(username=username, password=password, address=address, now=now)
+    user = auth_login(request=request, username=username, password=password, now=now)
     token, _ = Token.objects.get_or_create(user=user)
     return token.key

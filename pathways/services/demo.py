@@ -191,7 +191,8 @@ def demo_seed(
             for role, user in specialists.items():
                 care_team_add(enrollment_id=enrollment.pk, user=user, role=role, actor=coordinator, now=enrolled_at)
             enrolled[enrollment] = coordinator
-            progress(f"  enrolled {patient.mrn} ({'new' if created else 'existing'} patient, {modality})")
+            # Ids only: this output lands in the log of `manage.py up` (issue 12, section 7).
+            progress(f"  enrolled patient {patient.pk} ({'new' if created else 'existing'}, {modality})")
     if enrolled:
         by_role = {role.value: user for role, user in specialists.items()}
         worked = _replay_history(enrolled, specialists=by_role, now=now)

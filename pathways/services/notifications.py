@@ -1,8 +1,12 @@
-"""Notification writes: in-app rows (once per user and event) and their e-mail, sent by a Celery task on commit.
+"""Notification writes: in-app rows (once per user and event) and their e-mail, from an outbox.
 
 "Never twice" is a database guarantee: Notification is unique on (user, dedupe_key), and the dedupe key names
-the event (`task:42:overdue`, `task:42:escalated:2`, `task:42:assigned:v7`). The e-mail task locks the row
-and returns early when `emailed_at` is set, so a redelivered or doubly-enqueued message sends nothing.
+the event (`task:42:overdue`, `task:42:escalated:2`, `task:42:assigned:v7`). Sending locks the row and returns
+early when `emailed_at` is set, so a redelivered or doubly-enqueued message, or the outbox sweep racing the
+per-id task, sends nothing more.
+
+The row is the outbox: a per-id Celery task is queued on commit as the fast path, and when the broker is down
+that enqueue is skipped (one log line) and the e-mail sweep (services/sweeps/email.py) sends the row later.
 Messages carry the task title and ids only, never patient details.
 """
 
@@ -126,8 +130,22 @@ def notifications_create(*, drafts: Iterable[NotificationDraft], now: dt.datetim
 def _enqueue_emails(notification_ids: list[int]) -> None:
     from pathways.tasks import send_notification_email
 
-    for pk in notification_ids:
-        send_notification_email.delay(pk)
+    app = send_notification_email.app
+    sent = 0
+    try:
+        # One connection attempt and no publish retries (redis-py alone would retry for ~6 s): a broker that is
+        # down fails at once instead of holding the committed request; the outbox sweep is the retry.
+        options = {**app.conf.broker_transport_options, "max_retries": 0}
+        with app.connection_for_write(transport_options=options) as connection:
+            for pk in notification_ids:
+                send_notification_email.apply_async((pk,), retry=False, connection=connection)
+                sent += 1
+    except Exception as exc:  # any broker or network error: the rows stay unsent and the e-mail sweep sends them
+        logger.warning(
+            "e-mail queue unavailable (%s): %s e-mails left for the outbox sweep",
+            type(exc).__name__,
+            len(notification_ids) - sent,
+        )
 
 
 def notify_task_assigned(*, task: Task, now: dt.datetime) -> list[int]:
@@ -144,22 +162,32 @@ def notify_task_assigned(*, task: Task, now: dt.datetime) -> list[int]:
     return notifications_create(drafts=[draft], now=now)
 
 
-def notification_send_email(*, notification_id: int, now: dt.datetime | None = None) -> str:
-    """E-mail one notification unless it was already sent; returns what happened.
+def email_retry_delay(attempts: int) -> dt.timedelta:
+    """How long the outbox waits after the `attempts`-th failed e-mail: 1, 2, 4 ... minutes, at most an hour."""
+    return dt.timedelta(seconds=min(60 * 2 ** max(attempts - 1, 0), 3600))
 
-    The row stays locked while the message is handed to the e-mail backend, so a second copy of the task
-    waits and then finds `emailed_at` set. An SMTP failure is counted on the row and re-raised for the
-    Celery task to retry.
+
+def notification_send_email(*, notification_id: int, now: dt.datetime | None = None, skip_locked: bool = False) -> str:
+    """E-mail one notification unless it was already sent; returns what happened ("sent", "already sent",
+    "missing", "no address", or with `skip_locked` "busy" when another sender holds the row).
+
+    The row stays locked while the message is handed to the e-mail backend, so a second sender waits (or, with
+    `skip_locked`, moves on) and then finds `emailed_at` set. An SMTP failure is counted on the row, sets
+    `email_retry_at` (backoff: email_retry_delay) for the outbox sweep, and is re-raised for the caller
+    (the Celery task retries it).
     """
     error: Exception | None = None
+    now = now or timezone.now()
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update(of=("self",))
+            Notification.objects.select_for_update(of=("self",), skip_locked=skip_locked)
             .select_related("user")
             .filter(pk=notification_id)
             .first()
         )
         if notification is None:
+            if skip_locked and Notification.objects.filter(pk=notification_id).exists():
+                return "busy"
             return "missing"
         if notification.emailed_at is not None:
             return "already sent"
@@ -173,11 +201,12 @@ def notification_send_email(*, notification_id: int, now: dt.datetime | None = N
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 recipient_list=[notification.user.email],
             )
-        except Exception as exc:  # counted here, retried (or not) by the Celery task
+        except Exception as exc:  # counted here, retried by the Celery task or the outbox sweep
             error = exc
+            notification.email_retry_at = now + email_retry_delay(notification.email_attempts)
         else:
-            notification.emailed_at = now or timezone.now()
-        notification.save(update_fields=["email_attempts", "emailed_at"])
+            notification.emailed_at = now
+        notification.save(update_fields=["email_attempts", "emailed_at", "email_retry_at"])
     if error is not None:
         logger.warning(
             "e-mail for notification %s failed (attempt %s): %s",

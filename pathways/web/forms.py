@@ -13,15 +13,14 @@ from pathways.services.auth import LoginFailed, LoginLocked, auth_login
 
 class LockoutAuthenticationForm(AuthenticationForm):
     """Django's login form, but the password is checked by pathways.services.auth.auth_login: failures count
-    towards the database lockout and every attempt is audited, as for POST /api/v1/auth/token/."""
+    towards the lockout (django-axes) and every attempt is audited, as for POST /api/v1/auth/token/."""
 
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username")
         password = self.cleaned_data.get("password")
-        if username is not None and password:
-            address = self.request.META.get("REMOTE_ADDR") if self.request else None
+        if username is not None and password and self.request is not None:
             try:
-                user = auth_login(username=username, password=password, address=address)
+                user = auth_login(request=self.request, username=username, password=password)
             except LoginLocked as exc:
                 raise forms.ValidationError(exc.message, code="locked") from None
             except LoginFailed:

@@ -20,6 +20,7 @@ from pathways.services.enrollment import enrollment_hold
 from pathways.services.observations import observation_record
 from pathways.services.tasks import task_assign, task_claim, task_hold
 from tests.api.conftest import World, client_for, notify
+from tests.factories import UserFactory
 
 C, A, D, W = "coordinator", "auditor", "admin", "wound_nurse"
 ROLES = (C, A, D, W)
@@ -418,3 +419,39 @@ def test_admin_sees_every_site(world: World) -> None:
     client = client_for(world.users[D])
     assert client.get(f"/api/v1/tasks/{world.other_site_task.pk}/").status_code == 200
     assert {s["id"] for s in client.get("/api/v1/sites/").json()["results"]} == {world.site.pk, world.other_site.pk}
+
+
+@pytest.mark.postgres
+def test_the_audit_log_never_shows_an_auditor_another_sites_events(world: World) -> None:
+    """The audit-events route across sites (issue 12, section 6): multi-site staff search and read the other
+    site's patient; the auditor of this site sees none of it (not even the searched MRN), the other site's does."""
+    both = UserFactory(username="both-sites", roles=[C], sites=[world.site, world.other_site])
+    other_auditor = UserFactory(username="nyc-audit", roles=[A], sites=[world.other_site])
+    staff_client = client_for(both)
+    mrn = world.other_site_patient.mrn
+    searches = [
+        f"mrn={mrn}",  # matches the other site's patient only
+        f"mrn=NO-SUCH-MRN&site={world.other_site.pk}",  # matches nothing; searched the other site only
+    ]
+    for query in searches:
+        assert staff_client.get(f"/api/v1/patients/?{query}").status_code == 200
+    assert staff_client.get(f"/api/v1/patients/{world.other_site_patient.pk}/").status_code == 200
+    assert staff_client.get(f"/api/v1/tasks/?enrollment={world.other_site_enrollment.pk}").status_code == 200
+    own_search = f"mrn={world.patient.mrn}"
+    assert staff_client.get(f"/api/v1/patients/?{own_search}").status_code == 200
+
+    def seen_by(auditor: Any) -> list[dict[str, Any]]:
+        response = client_for(auditor).get(f"/api/v1/audit-events/?actor={both.pk}&limit=200")
+        assert response.status_code == 200
+        return list(response.json()["results"])
+
+    here = seen_by(world.users[A])
+    assert [e["query"] for e in here] == [own_search]
+    assert not any(mrn in json.dumps(e) for e in here)
+    there = seen_by(other_auditor)
+    assert sorted(e["query"] for e in there if e["query"]) == sorted(
+        [*searches, f"enrollment={world.other_site_enrollment.pk}"]
+    )
+    assert len(there) == 4
+    csv = client_for(world.users[A]).get(f"/api/v1/audit-events/?actor={both.pk}&format=csv")
+    assert csv.status_code == 200 and mrn not in csv.content.decode()

@@ -13,7 +13,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from pathways.choices import AuditAction, AuditOutcome, TaskStatus
-from pathways.models import AuditEvent, Task
+from pathways.models import AuditEvent, AuditEventSite, Task
 from pathways.services import audit as audit_services
 from tests.api.conftest import World, client_for
 from tests.api.test_access_matrix import MATRIX, PUBLIC, _ids, api_routes
@@ -190,10 +190,20 @@ def test_the_request_id_is_echoed_and_a_sane_incoming_one_is_kept(world: World) 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize(
-    "statement", ["UPDATE pathways_auditevent SET outcome = '0'", "DELETE FROM pathways_auditevent"]
+    "statement",
+    [
+        "UPDATE pathways_auditevent SET outcome = '0'",
+        "DELETE FROM pathways_auditevent",
+        # The sites an event concerns are part of it (migration 0011_audit_sites).
+        "UPDATE pathways_auditeventsite SET site_id = site_id",
+        "DELETE FROM pathways_auditeventsite",
+    ],
 )
 def test_updating_or_deleting_audit_events_fails_in_postgresql(world: World, statement: str) -> None:
-    audit_services.audit_record(action=AuditAction.READ, subtype="read", entity_type="task")
+    audit_services.audit_record(
+        action=AuditAction.READ, subtype="read", entity_type="task", patient_id=world.patient.pk
+    )
+    assert AuditEventSite.objects.filter(site=world.site).exists()
     assert connection.vendor == "postgresql"
     with (
         pytest.raises((InternalError, ProgrammingError)) as excinfo,
@@ -209,6 +219,34 @@ def test_updating_or_deleting_audit_events_fails_in_postgresql(world: World, sta
     with pytest.raises((InternalError, ProgrammingError)), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).update(subtype="edited")
     assert AuditEvent.objects.filter(pk=event.pk, subtype="read").exists()
+
+
+@pytest.mark.postgres
+def test_each_event_records_the_sites_it_concerns(world: World, other_site) -> None:
+    from tests.factories import UserFactory
+
+    both = UserFactory(username="two-sites", roles=["coordinator"], sites=[world.site, other_site])
+    client = client_for(both)
+
+    def sites_of(response) -> set[int]:
+        return set(_event_for(response).site_links.values_list("site_id", flat=True))
+
+    # A search concerns the sites of the patients it matched; one that matched nothing, the sites searched.
+    assert sites_of(client.get(f"/api/v1/patients/?mrn={world.other_site_patient.mrn}")) == {other_site.pk}
+    assert sites_of(client.get("/api/v1/patients/?mrn=NONE")) == {world.site.pk, other_site.pk}
+    assert sites_of(client.get(f"/api/v1/patients/?mrn=NONE&site={world.site.pk}")) == {world.site.pk}
+    for bad in ("%C2%B2", "9" * 40):  # not a usable id: never a 500, and the event still gets its sites
+        response = client.get(f"/api/v1/patients/?mrn=NONE&site={bad}")
+        assert response.status_code < 500
+        assert sites_of(response) == {world.site.pk, other_site.pk}
+    # Lists of tasks trace each task to its patient's site; a detail read, its patient's site.
+    assert sites_of(client.get(f"/api/v1/tasks/?enrollment={world.enrollment.pk}")) == {world.site.pk}
+    assert sites_of(client.get(f"/api/v1/tasks/{world.other_site_task.pk}/")) == {other_site.pk}
+    # A failed login concerns the named account's sites; an unknown username, none.
+    failed = APIClient().post("/api/v1/auth/token/", {"username": "two-sites", "password": "x"}, format="json")
+    assert sites_of(failed) == {world.site.pk, other_site.pk}
+    unknown = APIClient().post("/api/v1/auth/token/", {"username": "nobody", "password": "x"}, format="json")
+    assert sites_of(unknown) == set()
 
 
 @pytest.mark.postgres

@@ -53,6 +53,9 @@ class Command(BaseCommand):
                 "-m",
                 "gunicorn",
                 "carepath.wsgi",
+                # The access-log format without query strings (no MRN from a search ever reaches a log).
+                "--config",
+                "python:carepath.gunicorn_conf",
                 "--bind",
                 bind,
                 "--workers",
@@ -60,26 +63,21 @@ class Command(BaseCommand):
                 "--access-logfile",
                 "-",
             ],
+            # One worker per queue, so an e-mail backlog never delays the sweeps (docs/operations.md).
             "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "carepath",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-                "--hostname",
-                "worker@%h",
+                *[python, "-m", "celery", "-A", "carepath", "worker", "--loglevel", "INFO"],
+                *["--queues", "sweeps", "--concurrency", "2", "--hostname", "sweeps@%h"],
+            ],
+            "email-worker": [
+                *[python, "-m", "celery", "-A", "carepath", "worker", "--loglevel", "INFO"],
+                *["--queues", "email", "--concurrency", "1", "--hostname", "email@%h"],
             ],
             "beat": [python, "-m", "celery", "-A", "carepath", "beat", "--loglevel", "INFO"],
         }
         children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
         self.stdout.write(
-            f"running: web on http://{bind}/ (log in there; API /api/v1/, health /healthz), worker, beat. "
-            "Ctrl-C to stop.\n"
+            f"running: web on http://{bind}/ (log in there; API /api/v1/, health /healthz), "
+            "workers (sweeps, email), beat. Ctrl-C to stop.\n"
             "  where each role starts: specialists My work /work/, coordinators Patients /patients/ "
             "(unassigned work /assign/), auditors Adherence /dashboard/, admins My work /work/ (everything in the menu)"
         )

@@ -3,7 +3,8 @@
 
 - `schedules_materialize_due` (materialize.py): due occurrences within the look-ahead horizon become tasks;
 - `tasks_escalate_overdue` (escalate.py): overdue work is escalated once, then its priority raised;
-- `tasks_remind_due_soon` (remind.py): workers hear about available work that comes due soon.
+- `tasks_remind_due_soon` (remind.py): workers hear about available work that comes due soon;
+- `notifications_email_unsent` (email.py): the e-mail outbox, sent once each (on the `email` queue).
 
 Each sweep claims rows in bounded batches (`SELECT ... FOR UPDATE SKIP LOCKED` where it writes to the rows),
 commits each batch on its own, and is safe to run twice or concurrently: unique constraints and level
@@ -11,6 +12,7 @@ markers, not timing, prevent duplicates.
 """
 
 from pathways.services.sweeps._batch import WORKABLE_STATUSES, SweepReport
+from pathways.services.sweeps.email import notifications_email_unsent
 from pathways.services.sweeps.escalate import tasks_escalate_overdue
 from pathways.services.sweeps.materialize import schedules_materialize_due
 from pathways.services.sweeps.remind import tasks_remind_due_soon
@@ -18,6 +20,7 @@ from pathways.services.sweeps.remind import tasks_remind_due_soon
 __all__ = [
     "WORKABLE_STATUSES",
     "SweepReport",
+    "notifications_email_unsent",
     "schedules_materialize_due",
     "tasks_escalate_overdue",
     "tasks_remind_due_soon",
