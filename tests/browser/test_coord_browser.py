@@ -110,8 +110,8 @@ def test_a_coordinator_registers_previews_enrols_builds_the_team_and_assigns_wor
         box.click()
     Select(column.find_element(By.CSS_SELECTOR, "select[name=assignee]")).select_by_value(str(nurse.pk))
     column.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".messages .msg"))
-    assert "Assigned 3 task(s) to Dana Nurse" in driver.find_element(By.CSS_SELECTOR, ".messages").text
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#live .message"))
+    assert "Assigned 3 task(s) to Dana Nurse" in driver.find_element(By.ID, "live").text
     assert set(Task.objects.filter(assignee=nurse).values_list("pk", flat=True)) == set(chosen)
     _check_page(driver, artifacts, "board-assigned")
 
