@@ -7,7 +7,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("CAREPATH_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -220,7 +220,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # pool per queue (compose.yaml).
 # https://docs.celeryq.dev/en/stable/userguide/routing.html#automatic-routing
 CELERY_TASK_DEFAULT_QUEUE = "sweeps"
-CELERY_TASK_QUEUES = (Queue("sweeps"), Queue("email"))
+# Each queue names its own exchange and routing key: a bare Queue("email") inherits the default exchange and
+# key ("sweeps"), so both queues would be bound to one key and every message would reach both of them.
+CELERY_TASK_QUEUES = (
+    Queue("sweeps", Exchange("sweeps", type="direct"), routing_key="sweeps"),
+    Queue("email", Exchange("email", type="direct"), routing_key="email"),
+)
 CELERY_TASK_ROUTES = {
     "carepath.send_notification_email": {"queue": "email"},
     "carepath.sweep_email": {"queue": "email"},
