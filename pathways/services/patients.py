@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from pathways.choices import LIVE_ENROLLMENT_STATUSES, Sex
+from pathways.domain import instants
 from pathways.errors import Conflict, NotFound, NotPermitted
 from pathways.models import Enrollment, Patient, Site, User
 from pathways.selectors.access import can_register_patient
@@ -28,9 +30,13 @@ def patient_create(
     risk_factors: list[str] | None = None,
     risk_medications: list[str] | None = None,
 ) -> Patient:
-    """Register a patient at a site; the MRN is unique per site (the database constraint decides races)."""
+    """Register a patient at a site; the MRN is unique per site (the database constraint decides races).
+
+    Raises NotPermitted, Conflict (MRN taken) and InvalidInput (a birth date before 1900-01-01 or in the future,
+    instants.check_birth_date)."""
     if not can_register_patient(actor, site):
         raise NotPermitted("only a coordinator at this site can register patients")
+    instants.check_birth_date(birth_date, today=timezone.localdate())
     duplicate = Conflict(f"MRN {mrn} is already registered at {site.code}", fields={"mrn": ["already registered"]})
     if Patient.objects.filter(site=site, mrn=mrn).exists():
         raise duplicate
@@ -108,6 +114,7 @@ def patient_update(
     )
     if Patient.objects.filter(site_id=patient.site_id, mrn=mrn).exclude(pk=patient.pk).exists():
         raise duplicate
+    instants.check_birth_date(birth_date, today=timezone.localdate())
     patient.mrn, patient.given_name, patient.family_name = mrn, given_name, family_name
     patient.birth_date, patient.sex = birth_date, sex
     patient.dialysis_modality, patient.dialysis_days = dialysis_modality, days

@@ -13,6 +13,7 @@ from django.utils import timezone
 from pathways.choices import DialysisModality, RiskFactor, RiskMedication, Role, Sex, Weekday
 from pathways.models import Site, User
 from pathways.services.assignment import MAX_BULK
+from pathways.web.fields import BoundedDateField, StrictIntegerField
 
 # "<task id>:<version>", ASCII digits only, small enough for the database's integer columns.
 _TASK_VERSION = re.compile(r"[0-9]{1,18}:[0-9]{1,9}")
@@ -42,7 +43,7 @@ class PatientForm(forms.Form):
     mrn = forms.CharField(max_length=64, label="MRN")
     given_name = forms.CharField(max_length=100)
     family_name = forms.CharField(max_length=100)
-    birth_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    birth_date = BoundedDateField(widget=forms.DateInput(attrs={"type": "date"}))
     sex = forms.ChoiceField(choices=Sex.choices, initial=Sex.UNKNOWN)
     dialysis_modality = forms.ChoiceField(choices=DialysisModality.choices)
     dialysis_days = forms.TypedMultipleChoiceField(
@@ -141,7 +142,7 @@ class BulkAssignForm(forms.Form):
 class ReassignForm(forms.Form):
     assignee = PersonChoiceField(queryset=User.objects.none(), empty_label="— choose —", label="Give it to")
     reason = forms.CharField(max_length=REASON_MAX, widget=forms.Textarea(attrs={"rows": 2}))
-    version = forms.IntegerField(min_value=1, max_value=2_000_000_000, widget=forms.HiddenInput)
+    version = StrictIntegerField(max_value=2_000_000_000, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, people: list[User], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -150,4 +151,4 @@ class ReassignForm(forms.Form):
 
 
 class BoardFilterForm(forms.Form):
-    patient = forms.IntegerField(required=False, min_value=1, max_value=2**62, label="Patient id")
+    patient = StrictIntegerField(required=False, label="Patient id")

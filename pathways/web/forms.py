@@ -9,6 +9,7 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from pathways.choices import AuditAction, AuditOutcome
 from pathways.services.auth import LoginFailed, LoginLocked, auth_login
+from pathways.web.fields import BoundedDateField, BoundedDateTimeField, StrictIntegerField
 
 
 class LockoutAuthenticationForm(AuthenticationForm):
@@ -33,15 +34,15 @@ class LockoutAuthenticationForm(AuthenticationForm):
 class WindowForm(forms.Form):
     """The reporting window of the overview (dates, UTC; end exclusive)."""
 
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = BoundedDateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = BoundedDateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
 class AuditFilterForm(forms.Form):
-    actor = forms.IntegerField(required=False, min_value=1, label="Actor id")
-    patient = forms.IntegerField(required=False, min_value=1, label="Patient id")
+    actor = StrictIntegerField(required=False, label="Actor id")
+    patient = StrictIntegerField(required=False, label="Patient id")
     entity_type = forms.CharField(required=False, max_length=64)
     action = forms.ChoiceField(required=False, choices=[("", "any"), *AuditAction.choices])
     outcome = forms.ChoiceField(required=False, choices=[("", "any"), *AuditOutcome.choices])
-    since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    since = BoundedDateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    until = BoundedDateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))

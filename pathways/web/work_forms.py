@@ -11,6 +11,7 @@ from django import forms
 from pathways.choices import Finding, ObservationCode, Prong
 from pathways.domain.units import QUANTITIES
 from pathways.selectors.workspace import DUE_FILTERS
+from pathways.web.fields import StrictIntegerField
 
 # Task.version is a PositiveIntegerField (PostgreSQL integer); anything larger is malformed input.
 MAX_VERSION = 2_147_483_647
@@ -61,7 +62,7 @@ class MyWorkFilterForm(forms.Form):
 class TaskActionForm(forms.Form):
     """One action on one task: the version read, and a reason (hold, cancel, fail) or an outcome (complete)."""
 
-    version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, widget=forms.HiddenInput)
+    version = StrictIntegerField(max_value=MAX_VERSION, widget=forms.HiddenInput)
     reason = forms.CharField(required=False, max_length=2000)
     outcome = forms.CharField(required=False, max_length=5000)
 
@@ -83,7 +84,7 @@ class CompleteWithValuesForm(forms.Form):
     """Completing a task with the values it produced: for each code, a value (text, parsed exactly by the
     service) and a unit; optional findings, a note and an outcome. At least one value or finding."""
 
-    version = forms.IntegerField(min_value=1, max_value=MAX_VERSION, widget=forms.HiddenInput)
+    version = StrictIntegerField(max_value=MAX_VERSION, widget=forms.HiddenInput)
     findings = forms.MultipleChoiceField(required=False, choices=Finding.choices, widget=forms.CheckboxSelectMultiple)
     note = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
     outcome = forms.CharField(required=False, max_length=5000)

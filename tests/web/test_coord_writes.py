@@ -60,6 +60,8 @@ def test_registering_a_patient_saves_it_and_goes_on_to_the_enrolment_preview(wor
         ({"mrn": "A\x00B"}, "mrn"),
         ({"mrn": "M" * 65}, "mrn"),
         ({"birth_date": "2999-01-01"}, "birth_date"),
+        ({"birth_date": "0001-01-01"}, "birth_date"),
+        ({"birth_date": "1899-12-31"}, "birth_date"),
         ({"birth_date": "31/31/1999"}, "birth_date"),
         ({"sex": "martian"}, "sex"),
         ({"dialysis_modality": "XX"}, "dialysis_modality"),
