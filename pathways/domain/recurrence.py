@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from pathways.models import Patient, TaskTemplate
 
 DEFAULT_SESSION_TIME = dt.time(7, 0)
+DEFAULT_WEEKDAY_TIME = dt.time(9, 0)  # a weekday rule without `at`
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_WEEKDAY_CODES = {code: n for n, code in enumerate(("MO", "TU", "WE", "TH", "FR", "SA", "SU"))}
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,35 @@ class RecurrenceSpec:
     @property
     def is_recurring(self) -> bool:
         return self.kind not in (RecurrenceKind.ONCE, RecurrenceKind.ON_TRIGGER)
+
+    def describe(self) -> str:
+        """The timing in words, as a coordinator reads it: "every 7 days", "every 8 h", "Mon, Wed, Fri at
+        09:00", "on the patient's dialysis days at the session time", "48 h after each completion", "once, on
+        day 14 at 09:00", with the bounds ("10 times", "until day 90") when there are any."""
+        at = self.at.strftime("%H:%M") if self.at else None
+        if self.kind == RecurrenceKind.ONCE:
+            when = (
+                "at enrolment" if self.first_due_day == 0 and not self.first_due_at else f"on day {self.first_due_day}"
+            )
+            text = "once, " + when + (f" at {self.first_due_at.strftime('%H:%M')}" if self.first_due_at else "")
+        elif self.kind == RecurrenceKind.INTERVAL:
+            text = f"every {self.every_hours} h" if self.every_hours else f"every {self.every_days} days"
+            if self.every_days == 1:
+                text = "every day"
+            if at and self.every_days:
+                text += f" at {at}"
+        elif self.kind == RecurrenceKind.WEEKDAYS:
+            numbers = sorted(_WEEKDAY_CODES.get(str(d), d) if isinstance(d, str) else d for d in self.weekdays)
+            days = ", ".join(WEEKDAY_NAMES[int(d)] for d in numbers)
+            text = f"{days} at {at or DEFAULT_WEEKDAY_TIME.strftime('%H:%M')}"
+        elif self.kind == RecurrenceKind.DIALYSIS_DAYS:
+            text = "on the patient's dialysis days at the session time"
+        elif self.kind == RecurrenceKind.AFTER_COMPLETION:
+            text = f"{self.hours_after_completion} h after each completion"
+        else:
+            return "only when a rule fires"
+        bounds = [f"{self.count} times" if self.count else "", f"until day {self.until_day}" if self.until_day else ""]
+        return ", ".join([text, *[b for b in bounds if b]])
 
 
 @dataclass(frozen=True)
@@ -156,7 +188,7 @@ def _until_local(spec: RecurrenceSpec, anchor: dt.datetime, cal: PatientCalendar
 def _weekly_days_and_time(spec: RecurrenceSpec, cal: PatientCalendar) -> tuple[tuple[int, ...], dt.time]:
     if spec.kind == RecurrenceKind.DIALYSIS_DAYS:
         return cal.dialysis_days, spec.at or cal.session_time
-    return spec.weekdays, spec.at or dt.time(9, 0)
+    return spec.weekdays, spec.at or DEFAULT_WEEKDAY_TIME
 
 
 def _rule(

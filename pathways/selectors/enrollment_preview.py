@@ -57,6 +57,7 @@ class PreviewSchedule:
     first_at: dt.datetime | None
     occurrences: list[dt.datetime]
     hours_after_completion: int | None = None
+    timing: str = ""  # RecurrenceSpec.describe(): "every 7 days", "Mon, Wed, Fri at 09:00", ...
 
     @property
     def role_label(self) -> str:
@@ -144,6 +145,7 @@ def enrollment_preview(
                 first_at=first,
                 occurrences=occurrences,
                 hours_after_completion=spec.hours_after_completion,
+                timing=spec.describe(),
             )
         )
     return preview
