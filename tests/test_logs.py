@@ -129,7 +129,7 @@ def _walkthrough(base: str) -> dict[str, int]:
 
     # The dashboard: session login (CSRF) as the auditor, the patient search by MRN, the audit log.
     def session(username: str, landing: int) -> Api:
-        """Log in through the form; the redirect lands on /dashboard/ (reports), answering `landing`."""
+        """Log in through the form; the redirects land on the role's start page, answering `landing`."""
         browser = Api(base)
         status, page = browser.call("GET", "/accounts/login/")
         token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page)
@@ -142,9 +142,17 @@ def _walkthrough(base: str) -> dict[str, int]:
     for mrn in ("DEMO-CHI-0002", WALK["mrn"]):
         assert auditor.call("GET", f"/dashboard/patients/?mrn={mrn}")[0] == 200
     assert auditor.call("GET", "/dashboard/audit/")[0] == 200
-    # A specialist lands on the reports page: PermissionDenied, which Django logs with a traceback unless
+    # The workspace's searches carry MRNs in their query strings too: the nurse's My work filter, the
+    # coordinator's registry search.
+    nurse = session("wound-nursing", 200)
+    for mrn in ("DEMO-CHI-0002", WALK["mrn"]):
+        assert nurse.call("GET", f"/work/?patient={mrn}")[0] == 200
+    coordinator = session("coordinator.chi", 200)
+    for mrn in ("DEMO-CHI-0002", WALK["mrn"]):
+        assert coordinator.call("GET", f"/patients/?q={mrn}")[0] == 200
+    # A specialist asking for the reports page: PermissionDenied, which Django logs with a traceback unless
     # filtered; asking again is a second 403.
-    nurse = session("wound-nursing", 403)
+    assert nurse.call("GET", "/dashboard/")[0] == 403
     assert nurse.call("GET", "/dashboard/")[0] == 403
     counts["403"] += 2
     return counts

@@ -135,9 +135,11 @@ def resolve_unit(code: str, unit: str | None) -> str:
 # Plain ASCII decimal notation, the one reading of every number the service accepts (docs/api.md, "Numbers").
 # Python's Decimal() and int() also read "1_0", "1e3", "Infinity" and non-ASCII digits such as "\u0661\u0660"
 # (Arabic-Indic 10), issue 12.
-# Nine integer digits and six places keep every accepted value inside the NUMERIC(14, 4) columns.
+# Nine integer digits keep every accepted value inside the NUMERIC(14, 4) columns; places beyond four are rounded
+# when stored (round4). Seventeen places admit any double as a lab system prints it: Synthea's FHIR Bundles carry
+# values such as 9.033962176872736, and real feeds must be accepted as they come (issue 17).
 MAX_INTEGER_DIGITS = 9
-MAX_DECIMAL_PLACES = 6
+MAX_DECIMAL_PLACES = 17
 _PLAIN_DECIMAL = re.compile(rf"-?[0-9]{{1,{MAX_INTEGER_DIGITS}}}(?:\.[0-9]{{1,{MAX_DECIMAL_PLACES}}})?", re.ASCII)
 _PLAIN_INTEGER = re.compile(r"[0-9]{1,18}", re.ASCII)
 # The largest id or count accepted (PostgreSQL bigint).
@@ -146,7 +148,7 @@ MAX_INTEGER = 2**63 - 1
 
 def to_decimal(value: object, *, field_name: str = "value") -> Decimal:
     """A Decimal from a JSON number or a string in plain decimal notation: an optional "-", 1-9 ASCII digits,
-    optionally "." and 1-6 ASCII digits (surrounding spaces ignored). Floats go through str() to keep what was
+    optionally "." and 1-17 ASCII digits (surrounding spaces ignored). Floats go through str() to keep what was
     typed. Exponents, "_", non-ASCII digits, "NaN"/"Infinity", and a negative zero ("-0", "-0.0") raise
     InvalidInput naming `field_name`."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
