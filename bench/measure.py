@@ -355,9 +355,9 @@ def measure_workspace(*, repeat: int) -> dict[str, Any]:
     """Server time and statements of the clinicians' workspace pages in process (Django's test client, no HTTP,
     no load; the whole request: session, middleware, audit row, template): the specialist's My work (`/work/`,
     the user of the API queue page) and the patient page (`/patients/<id>/`) of bench_patient_for's enrollment.
-    Then the API queue page again, right after, so the My work ÷ queue ratio compares figures from the same
-    moment. Times in ms (median of `repeat`, after a warm-up), statements per request as CaptureQueriesContext
-    counts them."""
+    And the API queue page again, for the same user, in the same rounds, so the My work ÷ queue ratio compares
+    figures from the same moments. Times in ms (the median over ROUNDS rounds of each round's median of
+    `repeat` / ROUNDS requests after a warm-up), statements per request as CaptureQueriesContext counts them."""
     from django.test import Client
 
     user = User.objects.get(username=QUEUE_USER)
@@ -374,6 +374,7 @@ def measure_workspace(*, repeat: int) -> dict[str, Any]:
         "patient_tasks": Task.objects.filter(enrollment=enrollment).count(),
         "patient_events": enrollment.events.count(),
     }
+    gets: dict[str, Callable[[], None]] = {}
     for name, (client, path) in pages.items():
 
         def get(client: Any = client, path: str = path) -> None:
@@ -384,9 +385,20 @@ def measure_workspace(*, repeat: int) -> dict[str, Any]:
         with CaptureQueriesContext(connection) as queries:
             get()
         # Counted now: captured_queries slices connection.queries when read, and the next request empties it.
-        statements = len(queries.captured_queries)
-        median, low, high = _median_ms(get, repeat)
-        result[name] = {"median_ms": median, "min_ms": low, "max_ms": high, "queries": statements}
+        result[name] = {"queries": len(queries.captured_queries)}
+        gets[name] = get
+    # Rounds alternate the pages and each figure is the median of the rounds' medians, as under wrk: a slow spell
+    # of the shared machine then hits every page instead of skewing the ratio.
+    rounds: dict[str, list[tuple[float, float, float]]] = {name: [] for name in pages}
+    for _ in range(ROUNDS):
+        for name, fetch in gets.items():
+            rounds[name].append(_median_ms(fetch, max(1, repeat // ROUNDS)))
+    for name, figures in rounds.items():
+        result[name].update(
+            median_ms=statistics.median(m for m, _, _ in figures),
+            min_ms=min(low for _, low, _ in figures),
+            max_ms=max(high for _, _, high in figures),
+        )
     result["ratio"] = (
         result["my_work"]["median_ms"] / result["queue_api"]["median_ms"] if result["queue_api"]["median_ms"] else None
     )

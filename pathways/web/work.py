@@ -234,15 +234,18 @@ def my_work(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     form = MyWorkFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    zone = ZoneInfo(user_timezone_name(user))
-    day_start = dt.datetime.combine(now.astimezone(zone).date(), dt.time(), tzinfo=zone)
+    due = filters.get("due", "")
+    day_start = now
+    if due in ("today", "week"):  # only these windows start at the user's local midnight (one query for the zone)
+        zone = ZoneInfo(user_timezone_name(user))
+        day_start = dt.datetime.combine(now.astimezone(zone).date(), dt.time(), tzinfo=zone)
     tasks = my_work_tasks(
         user=user,
         now=now,
         day_start=day_start,
         prong=filters.get("prong", ""),
         patient=(filters.get("patient") or "").strip(),
-        due=filters.get("due", ""),
+        due=due,
     )
     page = _work_page(tasks, request.GET.get("page"))
     rows = task_rows(user, page.object_list, now)
@@ -257,7 +260,7 @@ def my_work(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "pathways/work/my_work.html",
-        {"form": form, "page": page, "rows": rows, "query": query.urlencode(), "zone": zone.key},
+        {"form": form, "page": page, "rows": rows, "query": query.urlencode()},
     )
 
 
