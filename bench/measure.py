@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
+from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -24,7 +25,7 @@ from bench.data import (
 from bench.floor import floor_queue, floor_tasks
 from bench.http import LoadResult, check_page, gunicorn_server, wrk_run
 from pathways.choices import OPEN_TASK_STATUSES, EnrollmentStatus, Role
-from pathways.models import Enrollment, Patient, Schedule, Site, Task, User
+from pathways.models import CareTeamMember, Enrollment, Patient, Schedule, Site, Task, User
 from pathways.selectors.adherence import Window, adherence_by, adherence_window
 from pathways.services.enrollment import enrollment_apply
 from pathways.services.sweeps import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
@@ -53,6 +54,7 @@ class ScaleResult:
     sweep: dict[str, Any] = field(default_factory=dict)
     adherence: dict[str, Any] = field(default_factory=dict)
     dashboard: dict[str, Any] = field(default_factory=dict)
+    workspace: dict[str, Any] = field(default_factory=dict)
 
 
 def _median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> tuple[float, float, float]:
@@ -328,6 +330,79 @@ def measure_dashboard(*, repeat: int) -> dict[str, Any]:
     if set(status) != {200}:
         raise RuntimeError(f"the dashboard answered {sorted(set(status))}, not 200")
     return {"overview_ms": median, "overview_min_ms": low, "overview_max_ms": high}
+
+
+def bench_patient_for(username: str) -> Enrollment:
+    """The enrollment whose patient page the bench opens: a live one on the user's care team with the fullest
+    history the generator gave (most tasks, then the oldest), as a clinician on a real ward would open it."""
+    enrollment = (
+        Enrollment.objects.filter(
+            status=EnrollmentStatus.ACTIVE,
+            pk__in=CareTeamMember.objects.filter(user__username=username, period_end__isnull=True).values(
+                "enrollment_id"
+            ),
+        )
+        .annotate(tasks_count=Count("tasks"))
+        .order_by("-tasks_count", "enrolled_at", "pk")
+        .first()
+    )
+    if enrollment is None:
+        raise RuntimeError(f"{username} is on no live enrollment's care team")
+    return enrollment
+
+
+def measure_workspace(*, repeat: int) -> dict[str, Any]:
+    """Server time and statements of the clinicians' workspace pages in process (Django's test client, no HTTP,
+    no load; the whole request: session, middleware, audit row, template): the specialist's My work (`/work/`,
+    the user of the API queue page) and the patient page (`/patients/<id>/`) of bench_patient_for's enrollment.
+    And the API queue page again, for the same user, in the same rounds, so the My work ÷ queue ratio compares
+    figures from the same moments. Times in ms (the median over ROUNDS rounds of each round's median of
+    `repeat` / ROUNDS requests after a warm-up), statements per request as CaptureQueriesContext counts them."""
+    from django.test import Client
+
+    user = User.objects.get(username=QUEUE_USER)
+    enrollment = bench_patient_for(QUEUE_USER)
+    session = Client(HTTP_HOST="127.0.0.1")
+    session.force_login(user)
+    token = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {_token(QUEUE_USER)}")
+    pages = {
+        "my_work": (session, "/work/"),
+        "patient": (session, f"/patients/{enrollment.patient_id}/"),
+        "queue_api": (token, PAGES["queue"][1]),
+    }
+    result: dict[str, Any] = {
+        "patient_tasks": Task.objects.filter(enrollment=enrollment).count(),
+        "patient_events": enrollment.events.count(),
+    }
+    gets: dict[str, Callable[[], None]] = {}
+    for name, (client, path) in pages.items():
+
+        def get(client: Any = client, path: str = path) -> None:
+            response = client.get(path)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code}")
+
+        with CaptureQueriesContext(connection) as queries:
+            get()
+        # Counted now: captured_queries slices connection.queries when read, and the next request empties it.
+        result[name] = {"queries": len(queries.captured_queries)}
+        gets[name] = get
+    # Rounds alternate the pages and each figure is the median of the rounds' medians, as under wrk: a slow spell
+    # of the shared machine then hits every page instead of skewing the ratio.
+    rounds: dict[str, list[tuple[float, float, float]]] = {name: [] for name in pages}
+    for _ in range(ROUNDS):
+        for name, fetch in gets.items():
+            rounds[name].append(_median_ms(fetch, max(1, repeat // ROUNDS)))
+    for name, figures in rounds.items():
+        result[name].update(
+            median_ms=statistics.median(m for m, _, _ in figures),
+            min_ms=min(low for _, low, _ in figures),
+            max_ms=max(high for _, _, high in figures),
+        )
+    result["ratio"] = (
+        result["my_work"]["median_ms"] / result["queue_api"]["median_ms"] if result["queue_api"]["median_ms"] else None
+    )
+    return result
 
 
 def cleanup_side_data() -> None:

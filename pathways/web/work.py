@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -134,6 +135,11 @@ def _candidates(task: Task) -> list[str]:
     return found
 
 
+def action_url(task_id: int, action: str) -> str:
+    """The URL a task action's form posts to (workspace:task-action)."""
+    return reverse("workspace:task-action", args=[task_id, action])
+
+
 def task_rows(user: User, tasks: Iterable[Task], now: dt.datetime) -> list[dict[str, Any]]:
     """What a row or card shows for each task: local due time, relative phrase, the actions the user may take
     (status allows it and can_act_on_task's rule permits it; one batch lookup for the whole page)."""
@@ -156,9 +162,15 @@ def task_rows(user: User, tasks: Iterable[Task], now: dt.datetime) -> list[dict[
                 "status_label": STATUS_LABELS.get(task.status, task.status),
                 "prong_label": PRONG_LABELS.get(task.prong, task.prong),
                 "role_label": ROLE_LABELS.get(task.role, task.role),
-                "simple_actions": [(a, ACTION_LABELS[a]) for a in actions if a not in REASON_ACTIONS | OUTCOME_ACTIONS],
+                # (action, label, form URL) and (action, label, input field, form URL): each URL reversed once
+                # here rather than twice per form in the template (action= and hx-post=).
+                "simple_actions": [
+                    (a, ACTION_LABELS[a], action_url(task.pk, a))
+                    for a in actions
+                    if a not in REASON_ACTIONS | OUTCOME_ACTIONS
+                ],
                 "input_actions": [
-                    (a, ACTION_LABELS[a], "outcome" if a in OUTCOME_ACTIONS else "reason")
+                    (a, ACTION_LABELS[a], "outcome" if a in OUTCOME_ACTIONS else "reason", action_url(task.pk, a))
                     for a in actions
                     if a in REASON_ACTIONS | OUTCOME_ACTIONS
                 ],
@@ -201,6 +213,19 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect(start_url(staff_user(request)))
 
 
+def _work_page(tasks: QuerySet[Task], number: str | None) -> Page:
+    """Page `number` of `tasks` (Paginator.get_page's answer). The first page is fetched with one row more than
+    it shows: when the queue fits on it, as a specialist's usually does, that fetch is its count too, and the
+    COUNT statement (the queue's whole scoped filter a second time) is not run."""
+    paginator = Paginator(tasks, PAGE_SIZE)
+    if number not in (None, "", "1"):
+        return paginator.get_page(number)
+    head = list(tasks[: PAGE_SIZE + 1])
+    if len(head) <= PAGE_SIZE:
+        paginator.count = len(head)  # a cached_property: set, it is not computed
+    return Page(head[:PAGE_SIZE], 1, paginator)
+
+
 @login_required
 def my_work(request: HttpRequest) -> HttpResponse:
     """My work: tasks assigned to me (overdue first, then by priority and due time) and my roles' pools at my
@@ -209,17 +234,20 @@ def my_work(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     form = MyWorkFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    zone = ZoneInfo(user_timezone_name(user))
-    day_start = dt.datetime.combine(now.astimezone(zone).date(), dt.time(), tzinfo=zone)
+    due = filters.get("due", "")
+    day_start = now
+    if due in ("today", "week"):  # only these windows start at the user's local midnight (one query for the zone)
+        zone = ZoneInfo(user_timezone_name(user))
+        day_start = dt.datetime.combine(now.astimezone(zone).date(), dt.time(), tzinfo=zone)
     tasks = my_work_tasks(
         user=user,
         now=now,
         day_start=day_start,
         prong=filters.get("prong", ""),
         patient=(filters.get("patient") or "").strip(),
-        due=filters.get("due", ""),
+        due=due,
     )
-    page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = _work_page(tasks, request.GET.get("page"))
     rows = task_rows(user, page.object_list, now)
     audit_note(
         request,
@@ -232,7 +260,7 @@ def my_work(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "pathways/work/my_work.html",
-        {"form": form, "page": page, "rows": rows, "query": query.urlencode(), "zone": zone.key},
+        {"form": form, "page": page, "rows": rows, "query": query.urlencode()},
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,22 @@ def test_bench_command_at_a_tiny_scale_fills_measures_and_writes_a_results_table
     assert "| Measure | Target | 300 tasks |" in table
     assert "Enrollment (apply the pathway to one patient)" in table and "Empty materializer sweep" in table
     assert "Adherence by prong, every task in the table" in table
+    # Issue 13's workspace rows, each with a figure and a verdict (no timing assertion: only that it was judged).
+    for label in (
+        "My work page `/work/`",
+        "My work ÷ API queue page",
+        "Patient page `/patients/<id>/`",
+        "Statements per request: My work / patient page / API queue page",
+    ):
+        line = next((x for x in table.splitlines() if x.startswith(f"| {label}")), None)
+        assert line is not None, label
+        assert "—" not in line, line
+    assert re.search(r"\| My work ÷ API queue page[^|]*\| ≤ 2x \| [\d.]+ / [\d.]+ ms = [\d.]+x [✓✗] \|", table)
+    assert re.search(r"\| Patient page[^|]*\| < 150 ms \| [\d.]+ ms \(\d+\) [✓✗] \|", table)
+    # At one scale the statement counts are compared with themselves; each page ran some (a count read after
+    # the next request would be 0).
+    counts = re.search(r"\| Statements per request[^|]*\| constant \(as at 300\) \| (\d+) / (\d+) / (\d+) ✓ \|", table)
+    assert counts is not None and min(int(n) for n in counts.groups()) >= 3, counts
     # The in-process pages answered, and the floors returned the API's JSON.
     assert "'same_json': True" in out.getvalue() and "'same_json': False" not in out.getvalue()
     # The side data (enrollment and sweep measurements) is gone again.

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.views.defaults import server_error
 
@@ -15,6 +18,7 @@ from pathways.choices import AuditAction, Prong, Role
 from pathways.models import AuditEvent, Notification, Task
 from pathways.selectors.access import can_act_on_task, task_actions_allowed
 from pathways.services.enrollment import care_team_add, enrollment_apply
+from pathways.web import work
 from pathways.web.work_forms import ACTIONS
 from tests.api.conftest import World, notify
 from tests.factories import PatientFactory
@@ -200,6 +204,40 @@ def test_my_work_query_count_does_not_grow_with_rows(world: World, django_assert
         response = client.get("/work/")
     assert response.content.decode().count('class="task-item') > 6
     assert len(big.captured_queries) == len(small.captured_queries)
+
+
+def _task_counts(queries: CaptureQueriesContext) -> int:
+    return sum(
+        1 for q in queries.captured_queries if q["sql"].startswith('SELECT COUNT(*) AS "__count" FROM "pathways_task"')
+    )
+
+
+def test_my_work_counts_a_queue_that_fits_on_its_first_page_without_a_count_statement(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _more_work(world, 1)
+    client = login(world.users["wound_nurse"])
+    client.get("/work/")
+    with CaptureQueriesContext(connection) as fits:
+        html = client.get("/work/").content.decode()
+    shown = html.count('class="task-item')
+    assert shown > 3 and f"{shown} tasks:" in html and 'class="pager"' not in html
+    assert _task_counts(fits) == 0
+    # A queue longer than the first page: the same count, paged, from a COUNT statement.
+    monkeypatch.setattr(work, "PAGE_SIZE", 2)
+    with CaptureQueriesContext(connection) as longer:
+        first = client.get("/work/").content.decode()
+    assert _task_counts(longer) == 1
+    assert first.count('class="task-item') == 2 and f"{shown} tasks:" in first
+    assert f"page 1 of {-(-shown // 2)}" in first
+    for page in ("2", "abc"):  # a later page, and a malformed number (Paginator.get_page: the first page)
+        other = client.get(f"/work/?page={page}").content.decode()
+        assert other.count('class="task-item') == 2 and f"{shown} tasks:" in other
+    assert _row_ids(client.get("/work/?page=2").content.decode()).isdisjoint(_row_ids(first))
+
+
+def _row_ids(html: str) -> set[str]:
+    return set(re.findall(r'<tr id="task-(\d+)"', html))
 
 
 def test_notifications_list_count_and_mark_read(world: World) -> None:

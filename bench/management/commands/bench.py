@@ -9,7 +9,8 @@ The bench app is installed only by carepath.bench_settings, so the command exist
 
 For each scale, smallest first, it grows the same synthetic network to that many tasks (bench/data.py), then
 measures the queue and filtered task pages beside their floors under wrk load through gunicorn (started under
-the same bench settings, which mount the floor), enrollment, the sweeps and adherence, and prints the figures;
+the same bench settings, which mount the floor), the workspace's My work and patient pages in process,
+enrollment, the sweeps and adherence, and prints the figures;
 --update-docs writes the results table into docs/benchmarks.md (between its "bench:results" markers), --output
 writes it to a file of its own. Synthetic rows stay in the database: use a scratch database (its name must
 contain "bench" or start "test_").
@@ -41,7 +42,7 @@ DOCS = Path(settings.BASE_DIR) / "docs" / "benchmarks.md"
 BENCH_SETTINGS = "carepath.bench_settings"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 
-# Targets from issue 7 (docs/benchmarks.md repeats them).
+# Targets from issues 6, 7 and 13 (docs/benchmarks.md repeats them).
 TARGETS = {
     "queue_p50": 20.0,
     "queue_p99": 60.0,
@@ -51,6 +52,8 @@ TARGETS = {
     "empty_sweep_ms": 20.0,
     "adherence_ms": 1000.0,
     "dashboard_ms": 1500.0,
+    "my_work_ratio": 2.0,  # issue 13: My work's server time ÷ the API queue page's, same user, same run
+    "patient_page_ms": 150.0,  # issue 13
     "growth": 1.5,
 }
 
@@ -108,6 +111,14 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def _ok(met: bool | None) -> str:
     return "" if met is None else (" ✓" if met else " ✗")
+
+
+def _workspace_queries(r: measure.ScaleResult) -> tuple[int, int, int]:
+    return (
+        r.workspace["my_work"]["queries"],
+        r.workspace["patient"]["queries"],
+        r.workspace["queue_api"]["queries"],
+    )
 
 
 def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], options: dict[str, Any]) -> str:
@@ -263,6 +274,41 @@ def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], o
             )
         ),
     )
+    row(
+        "My work page `/work/` (the queue page's wound nurse), server time in process (statements)",
+        "",
+        per(lambda r: f"{r.workspace['my_work']['median_ms']:.1f} ms ({r.workspace['my_work']['queries']})"),
+    )
+    row(
+        "My work ÷ API queue page `/api/v1/queue/`, server time in process, same user and run",
+        "≤ 2x",
+        per(
+            lambda r: (
+                f"{r.workspace['my_work']['median_ms']:.1f} / {r.workspace['queue_api']['median_ms']:.1f} ms = "
+                f"{r.workspace['ratio']:.2f}x" + _ok(r.workspace["ratio"] <= TARGETS["my_work_ratio"])
+            )
+        ),
+    )
+    row(
+        "Patient page `/patients/<id>/` (a live enrollment's full history), server time in process (statements)",
+        "< 150 ms",
+        per(
+            lambda r: (
+                f"{r.workspace['patient']['median_ms']:.1f} ms ({r.workspace['patient']['queries']})"
+                + _ok(r.workspace["patient"]["median_ms"] < TARGETS["patient_page_ms"])
+            )
+        ),
+    )
+    row(
+        "Statements per request: My work / patient page / API queue page",
+        f"constant (as at {results[0].tasks:,})",
+        per(
+            lambda r: (
+                "{} / {} / {}".format(*_workspace_queries(r))
+                + _ok(_workspace_queries(r) == _workspace_queries(results[0]))
+            )
+        ),
+    )
     if len(results) > 1:
         first, last = results[0], results[-1]
         lines += [
@@ -282,6 +328,12 @@ def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], o
             try:
                 g = last.sweep[key] / first.sweep[key]
                 growth.append(f"{label} {g:.2f}x" + (_ok(g < TARGETS["growth"]) if key != "rate" else ""))
+            except (KeyError, ZeroDivisionError):
+                pass
+        for page, label in (("my_work", "My work page"), ("patient", "patient page")):
+            try:
+                g = last.workspace[page]["median_ms"] / first.workspace[page]["median_ms"]
+                growth.append(f"{label} server time in process {g:.2f}x")
             except (KeyError, ZeroDivisionError):
                 pass
         try:
@@ -379,6 +431,8 @@ class Command(BaseCommand):
             inproc = measure.measure_pages_in_process(repeat=repeat * 2)
             self.stdout.write(f"  pages in process (no HTTP, no load): {inproc}")
             result.data["pages_in_process"] = inproc
+            result.workspace = measure.measure_workspace(repeat=repeat * 2)
+            self.stdout.write(f"  workspace pages in process: {result.workspace}")
             result.enrollment = measure.measure_enrollment(repeat=repeat)
             self.stdout.write(f"  enrollment: {result.enrollment}")
             result.adherence = measure.measure_adherence(repeat=max(1, repeat // 2))
