@@ -41,6 +41,20 @@ def test_the_bench_command_exists_under_the_bench_settings_only(tmp_path: Path) 
     assert "Unknown command: 'bench'" in under_product.stderr
 
 
+def test_the_bench_settings_serve_plain_http_with_debug_off() -> None:
+    # With DEBUG off the product's settings redirect every request to https; the bench talks plain http to
+    # itself (the in-process client and a local gunicorn), so its settings must not (every page answered 301).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECURE_")}
+    env.update({"DJANGO_SETTINGS_MODULE": "carepath.bench_settings", "DEBUG": "0", "SECRET_KEY": "bench-only-x" * 4})
+    code = "from django.conf import settings as s; print(s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.DEBUG)"
+    out = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "0", "False"]
+
+
 def test_the_floor_is_routed_by_the_bench_urlconf_and_never_by_the_products() -> None:
     for path in ("/bench-floor/queue/", "/bench-floor/tasks/"):
         with pytest.raises(Resolver404):
