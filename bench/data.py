@@ -41,13 +41,19 @@ from pathways.choices import (
 )
 from pathways.domain.applicability import template_applies
 from pathways.models import (
+    Assessment,
+    AuditEvent,
     CareTeamMember,
     Enrollment,
     EnrollmentEvent,
     FirstAction,
+    Flag,
+    MedicationChange,
     Notification,
+    Observation,
     PathwayTemplate,
     Patient,
+    RuleFiring,
     Schedule,
     Site,
     Task,
@@ -704,6 +710,12 @@ def bench_remove_side_data() -> None:
     """Delete what the enrollment and sweep measurements made at the side site, so the next scale's figures see
     only the generated network (tasks, their events and notifications, schedules, enrollments, patients)."""
     enrollments = Enrollment.objects.filter(patient__site__code=SIDE_SITE)
+    # The FHIR Bundle measurement's clinical rows first: they protect the tasks and observations they point at.
+    RuleFiring.objects.filter(enrollment__in=enrollments).delete()
+    Flag.objects.filter(enrollment__in=enrollments).delete()
+    Observation.objects.filter(enrollment__in=enrollments).delete()
+    Assessment.objects.filter(enrollment__in=enrollments).delete()
+    MedicationChange.objects.filter(enrollment__in=enrollments).delete()
     tasks = Task.objects.filter(enrollment__in=enrollments)
     TaskEvent.objects.filter(task__in=tasks).delete()
     Notification.objects.filter(task__in=tasks).delete()
@@ -712,4 +724,7 @@ def bench_remove_side_data() -> None:
     CareTeamMember.objects.filter(enrollment__in=enrollments).delete()
     EnrollmentEvent.objects.filter(enrollment__in=enrollments).delete()
     enrollments.delete()
-    Patient.objects.filter(site__code=SIDE_SITE).delete()
+    # The audit trail is append-only and keeps its patients: a side patient whose record was read or written
+    # through the API (the FHIR measurement) stays, without an enrollment, outside the bench sites' counts.
+    audited = AuditEvent.objects.filter(patient__site__code=SIDE_SITE).values("patient_id")
+    Patient.objects.filter(site__code=SIDE_SITE).exclude(pk__in=audited).delete()

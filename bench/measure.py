@@ -55,6 +55,7 @@ class ScaleResult:
     adherence: dict[str, Any] = field(default_factory=dict)
     dashboard: dict[str, Any] = field(default_factory=dict)
     workspace: dict[str, Any] = field(default_factory=dict)
+    fhir: dict[str, Any] = field(default_factory=dict)
 
 
 def _median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> tuple[float, float, float]:
@@ -403,6 +404,149 @@ def measure_workspace(*, repeat: int) -> dict[str, Any]:
         result["my_work"]["median_ms"] / result["queue_api"]["median_ms"] if result["queue_api"]["median_ms"] else None
     )
     return result
+
+
+FHIR_JSON = "application/fhir+json"
+# A 10-analyte lab panel (LOINC code, value, UCUM unit): calcium and phosphate in mmol/L whose product
+# (77 mg²/dL²) crosses the Ca x P rule, so the measured ingestion includes rules that raise a flag and work.
+FHIR_PANEL = (
+    ("2000-8", 2.6, "mmol/L"),
+    ("14879-1", 2.4, "mmol/L"),
+    ("1751-7", 31, "g/L"),
+    ("2731-8", 450, "pg/mL"),
+    ("6768-6", 140, "U/L"),
+    ("1963-8", 22, "mmol/L"),
+    ("33037-3", 14, "mmol/L"),
+    ("6690-2", 8.1, "10*3/uL"),
+    ("1988-5", 12, "mg/L"),
+    ("6301-6", 2.4, "{INR}"),
+)
+
+
+def fhir_panel_bundle(*, patient_id: int, effective: dt.datetime) -> dict[str, Any]:
+    """A FHIR R4 transaction Bundle of FHIR_PANEL's ten Observations for one patient at one time."""
+    entries = []
+    for code, value, unit in FHIR_PANEL:
+        resource = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "effectiveDateTime": effective.isoformat(),
+            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+        }
+        entries.append({"resource": resource, "request": {"method": "POST", "url": "Observation"}})
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def measure_fhir(*, repeat: int) -> dict[str, Any]:
+    """Issue 17's figures, server time in process (Django's test client, the whole request: authentication,
+    scoping, audit row, rendering):
+
+    - `task_search` / `task_list`: one patient's open tasks through FHIR (`/fhir/R4/Task?patient=…&status=…`)
+      and through the REST list (`/api/v1/tasks/?patient=…&status=…`), for the queue page's wound nurse and
+      bench_patient_for's enrollment, alternating in the same rounds; both must return the same tasks;
+    - `bundle`: a 10-Observation transaction Bundle (FHIR_PANEL) posted by a coordinator for a patient enrolled
+      at the side site, rules included (the Ca x P rule fires on every panel); each post has a new effective time,
+      so nothing is deduplicated away.
+
+    Returns {"task_search": {...}, "task_list": {...}, "ratio": float, "tasks": int, "bundle": {...}}; times in
+    ms as in measure_workspace, "queries" the statements of one request. Raises RuntimeError when a page does not
+    answer 200 or the two searches disagree."""
+    from django.test import Client
+
+    enrollment = bench_patient_for(QUEUE_USER)
+    patient_id = enrollment.patient_id
+    reader = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {_token(QUEUE_USER)}")
+    fhir_status = ",".join(OPEN_TASK_STATUSES)
+    rest_status = "&".join(f"status={s}" for s in OPEN_TASK_STATUSES)
+    paths = {
+        "task_search": f"/fhir/R4/Task?patient=Patient/{patient_id}&status={fhir_status}&_count=50",
+        "task_list": f"/api/v1/tasks/?patient={patient_id}&{rest_status}&limit=50",
+    }
+    bodies: dict[str, Any] = {}
+    result: dict[str, Any] = {}
+    gets: dict[str, Callable[[], None]] = {}
+    for name, path in paths.items():
+
+        def get(path: str = path, name: str = name) -> None:
+            response = reader.get(path, HTTP_ACCEPT=FHIR_JSON if name == "task_search" else "application/json")
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code}")
+            bodies[name] = json.loads(response.content)
+
+        with CaptureQueriesContext(connection) as queries:
+            get()
+        result[name] = {"queries": len(queries.captured_queries)}
+        gets[name] = get
+    fhir_ids = sorted(int(e["resource"]["id"]) for e in bodies["task_search"].get("entry", []))
+    rest_ids = sorted(int(t["id"]) for t in bodies["task_list"]["results"])
+    if fhir_ids != rest_ids:
+        raise RuntimeError(f"the FHIR Task search and the REST list disagree: {fhir_ids} vs {rest_ids}")
+    result["tasks"] = len(rest_ids)
+    rounds: dict[str, list[tuple[float, float, float]]] = {name: [] for name in paths}
+    for _ in range(ROUNDS):
+        for name, fetch in gets.items():
+            rounds[name].append(_median_ms(fetch, max(1, repeat // ROUNDS)))
+    for name, figures in rounds.items():
+        result[name].update(
+            median_ms=statistics.median(m for m, _, _ in figures),
+            min_ms=min(low for _, low, _ in figures),
+            max_ms=max(high for _, _, high in figures),
+        )
+    result["ratio"] = (
+        result["task_search"]["median_ms"] / result["task_list"]["median_ms"]
+        if result["task_list"]["median_ms"]
+        else None
+    )
+    result["bundle"] = _measure_fhir_bundle(repeat=repeat)
+    return result
+
+
+def _measure_fhir_bundle(*, repeat: int) -> dict[str, Any]:
+    from django.test import Client
+
+    coordinator = _side_coordinator()
+    patient = Patient.objects.create(
+        site=Site.objects.get(code=SIDE_SITE),
+        mrn=f"F{int(time.time() * 1000)}",
+        given_name="Bench",
+        family_name="Fhir",
+        birth_date=dt.date(1960, 1, 1),
+        dialysis_modality="HD",
+        dialysis_days=[0, 2, 4],
+        dialysis_session_time=dt.time(13, 0),
+        risk_medications=["warfarin"],
+    )
+    enrollment_apply(patient_id=patient.pk, pathway_slug="calciphylaxis", actor=coordinator, coordinator=coordinator)
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {_token(coordinator.username)}")
+    start = timezone.now().replace(microsecond=0) - dt.timedelta(hours=1)
+    posted = [0]
+    statements: list[int] = []
+
+    def post() -> None:
+        posted[0] += 1
+        body = fhir_panel_bundle(patient_id=patient.pk, effective=start + dt.timedelta(seconds=posted[0]))
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post("/fhir/R4/", json.dumps(body), content_type=FHIR_JSON, HTTP_ACCEPT=FHIR_JSON)
+        statements.append(len(queries.captured_queries))
+        entries = json.loads(response.content).get("entry", []) if response.status_code == 200 else []
+        if response.status_code != 200 or [e["response"]["status"][:3] for e in entries] != ["201"] * len(FHIR_PANEL):
+            raise RuntimeError(
+                f"the FHIR transaction Bundle answered {response.status_code}: {response.content[:300]!r}"
+            )
+
+    median, low, high = _median_ms(post, repeat)
+    return {
+        "median_ms": median,
+        "min_ms": low,
+        "max_ms": high,
+        "observations": len(FHIR_PANEL),
+        "queries": statements[-1],
+        "posts": posted[0],
+        # Measured values stored (derived ones, Ca x P and corrected calcium, come on top).
+        "stored": patient.enrollments.get().observations.filter(inputs_key="").count(),
+    }
 
 
 def cleanup_side_data() -> None:

@@ -72,6 +72,21 @@ def test_bench_command_at_a_tiny_scale_fills_measures_and_writes_a_results_table
     # the next request would be 0).
     counts = re.search(r"\| Statements per request[^|]*\| constant \(as at 300\) \| (\d+) / (\d+) / (\d+) ✓ \|", table)
     assert counts is not None and min(int(n) for n in counts.groups()) >= 3, counts
+    # Issue 17's FHIR rows: the search and the REST list returned the same tasks (measure_fhir raises otherwise),
+    # and every posted Bundle stored its ten Observations.
+    assert re.search(
+        r"\| FHIR Task search ÷ REST task list[^|]*\| ≤ 2x \| [\d.]+ \(\d+\) / [\d.]+ ms \(\d+\) = [\d.]+x [✓✗] \|",
+        table,
+    )
+    assert re.search(
+        r"\| FHIR transaction Bundle of 10 Observations[^|]*\| < 150 ms \| [\d.]+ ms \(\d+\) [✓✗] \|", table
+    )
+    fhir = re.search(
+        r"FHIR in process: .*'tasks': (\d+).*'observations': 10, 'queries': \d+, 'posts': (\d+), 'stored': (\d+)",
+        out.getvalue(),
+    )
+    assert fhir is not None and int(fhir.group(1)) > 0
+    assert int(fhir.group(3)) == 10 * int(fhir.group(2)) >= 20, fhir.groups()  # warm-up + each repeat, all stored
     # The in-process pages answered, and the floors returned the API's JSON.
     assert "'same_json': True" in out.getvalue() and "'same_json': False" not in out.getvalue()
     # The side data (enrollment and sweep measurements) is gone again.

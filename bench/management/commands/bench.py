@@ -55,6 +55,8 @@ TARGETS = {
     "my_work_ratio": 2.0,  # issue 13: My work's server time ÷ the API queue page's, same user, same run
     "patient_page_ms": 150.0,  # issue 13
     "growth": 1.5,
+    "fhir_task_ratio": 2.0,  # issue 17: FHIR Task search ÷ REST task list, one patient's open tasks, same run
+    "fhir_bundle_ms": 150.0,  # issue 17: a 10-Observation transaction Bundle, rules included
 }
 
 
@@ -309,6 +311,28 @@ def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], o
             )
         ),
     )
+    row(
+        "FHIR Task search ÷ REST task list, one patient's open tasks, server time in process, same user and run "
+        "(statements)",
+        "≤ 2x",
+        per(
+            lambda r: (
+                f"{r.fhir['task_search']['median_ms']:.1f} ({r.fhir['task_search']['queries']}) / "
+                f"{r.fhir['task_list']['median_ms']:.1f} ms ({r.fhir['task_list']['queries']}) = "
+                f"{r.fhir['ratio']:.2f}x" + _ok(r.fhir["ratio"] <= TARGETS["fhir_task_ratio"])
+            )
+        ),
+    )
+    row(
+        "FHIR transaction Bundle of 10 Observations, rules included, server time in process (statements)",
+        "< 150 ms",
+        per(
+            lambda r: (
+                f"{r.fhir['bundle']['median_ms']:.1f} ms ({r.fhir['bundle']['queries']})"
+                + _ok(r.fhir["bundle"]["median_ms"] < TARGETS["fhir_bundle_ms"])
+            )
+        ),
+    )
     if len(results) > 1:
         first, last = results[0], results[-1]
         lines += [
@@ -433,6 +457,8 @@ class Command(BaseCommand):
             result.data["pages_in_process"] = inproc
             result.workspace = measure.measure_workspace(repeat=repeat * 2)
             self.stdout.write(f"  workspace pages in process: {result.workspace}")
+            result.fhir = measure.measure_fhir(repeat=repeat * 2)
+            self.stdout.write(f"  FHIR in process: {result.fhir}")
             result.enrollment = measure.measure_enrollment(repeat=repeat)
             self.stdout.write(f"  enrollment: {result.enrollment}")
             result.adherence = measure.measure_adherence(repeat=max(1, repeat // 2))
