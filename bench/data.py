@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.management.base import CommandError
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from tqdm import tqdm
 
 from pathways.choices import (
@@ -95,6 +95,14 @@ def require_postgresql() -> None:
             "the benchmarks need PostgreSQL: DJANGO_SETTINGS_MODULE=carepath.bench_settings "
             "DATABASE_URL=postgres://…/carepath_bench_data manage.py bench (docs/benchmarks.md)"
         )
+    try:
+        connection.ensure_connection()
+    except OperationalError as exc:
+        name = connection.settings_dict["NAME"]
+        raise CommandError(
+            f"cannot connect to the bench database {name!r}: {str(exc).strip().splitlines()[-1]}. "
+            f"Create the scratch database first (createdb -h 127.0.0.1 -U postgres {name}); docs/benchmarks.md"
+        ) from None
 
 
 def active_pathway() -> PathwayTemplate:

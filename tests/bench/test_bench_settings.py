@@ -41,6 +41,25 @@ def test_the_bench_command_exists_under_the_bench_settings_only(tmp_path: Path) 
     assert "Unknown command: 'bench'" in under_product.stderr
 
 
+def test_the_bench_command_says_to_create_a_missing_scratch_database(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CELERY_BROKER_URL"}}
+    missing = "carepath_bench_never_created_x"
+    env.update(
+        DJANGO_SETTINGS_MODULE="carepath.bench_settings",
+        DEBUG="1",
+        CAREPATH_VAR_DIR=str(tmp_path),
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{missing}",
+    )
+    run = subprocess.run(
+        [sys.executable, "manage.py", "bench", "--scales", "100", "--no-http"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr, run.stderr
+    assert f"cannot connect to the bench database '{missing}'" in run.stderr
+    assert f"createdb -h 127.0.0.1 -U postgres {missing}" in run.stderr
+
+
 def test_the_bench_settings_serve_plain_http_with_debug_off() -> None:
     # With DEBUG off the product's settings redirect every request to https; the bench talks plain http to
     # itself (the in-process client and a local gunicorn), so its settings must not (every page answered 301).
