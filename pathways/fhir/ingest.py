@@ -186,9 +186,18 @@ def _reference_high(resource: FhirObservation, code: str) -> Decimal | None:
 
 
 def observation_parse(
-    *, user: User, resource: FhirObservation, root: str, if_none_exist: str | None = None, where: str = ""
+    *,
+    user: User,
+    resource: FhirObservation,
+    root: str,
+    if_none_exist: str | None = None,
+    where: str = "",
+    resolved: dict[Any, Any] | None = None,
 ) -> Parsed:
-    """Check one Observation and resolve its patient and enrollment; raises FhirError (nothing is written)."""
+    """Check one Observation and resolve its patient and enrollment; raises FhirError (nothing is written).
+
+    `resolved` (optional, shared by the entries of one Bundle) remembers the patients and live enrollments
+    found so far, so a panel for one patient looks them up once, not once per entry."""
     code, entry, label = _code(resource, root)
     if code is None:
         note = Issue(
@@ -200,14 +209,18 @@ def observation_parse(
         return Parsed(root, None, None, None, note)
     if resource.status not in RECORDABLE_STATUSES:
         raise error(422, "business-rule", f"status {resource.status!r} cannot be recorded", f"{root}.status")
-    patient = _resolve_patient(user, resource, root)
+    resolved = {} if resolved is None else resolved
+    subject = resource.subject.model_dump_json() if resource.subject is not None else ""
+    patient = resolved.get(("patient", subject)) or _resolve_patient(user, resource, root)
+    resolved[("patient", subject)] = patient
     effective_at = _effective(resource, root)
     value, unit = _value_and_unit(resource, code, entry, root)
     try:
         units.normalize(code, value, unit)
     except InvalidInput as exc:
         raise error(422, "value", exc.message, f"{root}.valueQuantity.value") from exc
-    enrollment = _live_enrollment(patient, root)
+    enrollment = resolved.get(("enrollment", patient.pk)) or _live_enrollment(patient, root)
+    resolved[("enrollment", patient.pk)] = enrollment
     source = _identifier_key(resource, if_none_exist, root, where or f"{root}.identifier")
     reference_high = _reference_high(resource, code)
     value_input = ObservationInput(code, value, unit, effective_at, reference_high, source)
@@ -274,7 +287,7 @@ def _error_response(exc: FhirError) -> BundleEntryResponse:
     )
 
 
-def _entry_parse(user: User, entry: BundleEntry, index: int) -> Parsed:
+def _entry_parse(user: User, entry: BundleEntry, index: int, resolved: dict[Any, Any]) -> Parsed:
     root = f"Bundle.entry[{index}].resource"
     request = entry.request
     url = (request.url or "") if request is not None else ""
@@ -290,6 +303,7 @@ def _entry_parse(user: User, entry: BundleEntry, index: int) -> Parsed:
         root=root,
         if_none_exist=request.ifNoneExist,
         where=f"Bundle.entry[{index}].request.ifNoneExist",
+        resolved=resolved,
     )
 
 
@@ -298,9 +312,10 @@ def bundle_ingest(*, user: User, bundle: Bundle) -> tuple[Bundle, list[Recorded]
     (each entry on its own; its response entry carries its status and OperationOutcome). Returns the
     transaction-response/batch-response Bundle and what each entry did (for the audit trail)."""
     entries = bundle.entry or []
+    resolved: dict[Any, Any] = {}
     if bundle.type == "transaction":
         with transaction.atomic():
-            parsed = [_entry_parse(user, entry, i) for i, entry in enumerate(entries)]
+            parsed = [_entry_parse(user, entry, i, resolved) for i, entry in enumerate(entries)]
             recorded = record_group(user=user, items=parsed)
         response = Bundle(
             type="transaction-response", entry=[BundleEntry(response=_entry_response(r)) for r in recorded]
@@ -313,7 +328,7 @@ def bundle_ingest(*, user: User, bundle: Bundle) -> tuple[Bundle, list[Recorded]
     for i, entry in enumerate(entries):
         try:
             with transaction.atomic():
-                item = _entry_parse(user, entry, i)
+                item = _entry_parse(user, entry, i, resolved)
                 [one] = record_group(user=user, items=[item])
         except FhirError as exc:
             responses.append(BundleEntry(response=_error_response(exc)))

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from pathways.choices import LIVE_ENROLLMENT_STATUSES, DerivedCode, Finding, ObservationCode, TaskStatus
@@ -190,10 +191,8 @@ def _derive(
         wanted.append(
             (DerivedCode.CA_X_P, units.round4(corrected_value * phosphate.value), [calcium, albumin, phosphate])
         )
-    derived: list[Observation] = []
-    already: list[Observation] = []
-    for code, value, sources in wanted:
-        row = Observation(
+    rows = [
+        Observation(
             enrollment=enrollment,
             code=code,
             value=value,
@@ -203,12 +202,18 @@ def _derive(
             recorded_by=actor,
             inputs_key=",".join(str(pk) for pk in sorted(o.pk for o in sources)),
         )
-        stored, created = _store_once(row)
+        for code, value, sources in wanted
+    ]
+    derived: list[Observation] = []
+    already: list[Observation] = []
+    links: list[Any] = []
+    for (stored, created), (_, _, sources) in zip(_store_many(rows), wanted, strict=True):
         if created:
-            stored.inputs.set(sources)
+            links += [Observation.inputs.through(from_observation=stored, to_observation=s) for s in sources]
         else:
             already.append(stored)
         derived.append(stored)
+    Observation.inputs.through.objects.bulk_create(links)
     return derived, already
 
 
@@ -221,6 +226,44 @@ def _same_measurement(row: Observation) -> dict[str, Any]:
         "unit": row.unit,
         "inputs_key": row.inputs_key,
     }
+
+
+def _measurement_key(row: Observation) -> tuple[Any, ...]:
+    return (row.enrollment_id, row.code, row.effective_at, row.value, row.unit, row.inputs_key)
+
+
+def _store_many(rows: Sequence[Observation]) -> list[tuple[Observation, bool]]:
+    """_store_once for a panel in two statements (a SELECT for the stored measurements, one INSERT for the
+    rest): for each row, (the stored row, whether it was inserted now). A row repeating an earlier one of
+    `rows` gives that one, not inserted now. When the INSERT meets a unique constraint (a writer that does not
+    hold the enrollment lock, or a resent identifier), the panel falls back to one row at a time."""
+    if not rows:
+        return []
+    same = Q()
+    for row in rows:
+        same |= Q(**_same_measurement(row))
+    stored: dict[tuple[Any, ...], Observation] = {}
+    for existing in Observation.objects.filter(same).order_by("pk"):
+        stored.setdefault(_measurement_key(existing), existing)
+    fresh: dict[tuple[Any, ...], Observation] = {}
+    for row in rows:
+        key = _measurement_key(row)
+        if key not in stored:
+            fresh.setdefault(key, row)
+    if fresh:
+        try:
+            with transaction.atomic():
+                Observation.objects.bulk_create(list(fresh.values()))
+        except IntegrityError:
+            return [_store_once(row) for row in rows]
+    answer: list[tuple[Observation, bool]] = []
+    for row in rows:
+        key = _measurement_key(row)
+        if key in stored:
+            answer.append((stored[key], False))
+        else:
+            answer.append((fresh[key], fresh[key] is row))
+    return answer
 
 
 def _store_once(row: Observation) -> tuple[Observation, bool]:
@@ -253,10 +296,8 @@ def _store_values(
     now: dt.datetime,
 ) -> tuple[list[Observation], list[Observation]]:
     """Store each distinct value once: (the rows for the values given, those of them stored before)."""
-    rows: list[Observation] = []
-    already: list[Observation] = []
-    for p in prepared:
-        row = Observation(
+    candidates = [
+        Observation(
             enrollment=enrollment,
             code=p.normalized.code,
             value=p.normalized.value,
@@ -272,7 +313,11 @@ def _store_values(
             task=task,
             source_identifier=p.source_identifier,
         )
-        stored, created = _store_once(row)
+        for p in prepared
+    ]
+    rows: list[Observation] = []
+    already: list[Observation] = []
+    for stored, created in _store_many(candidates):
         if any(r.pk == stored.pk for r in rows):
             continue  # the same value twice in one panel
         rows.append(stored)

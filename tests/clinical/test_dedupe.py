@@ -411,3 +411,45 @@ def test_migration_0009_merges_copies_into_the_first_row_and_keeps_what_pointed_
             effective_at=AT,
             recorded_at=NOW,
         )
+
+
+# --- a panel in two statements ----------------------------------------------------------------------------------
+
+
+def _row(enrollment: Enrollment, value: str, *, identifier: str | None = None) -> Observation:
+    return Observation(
+        enrollment=enrollment,
+        code="phosphate",
+        value=Decimal(value),
+        unit="mg/dL",
+        effective_at=AT,
+        recorded_at=NOW,
+        source_identifier=identifier,
+    )
+
+
+def test_a_panel_is_stored_with_one_select_and_one_insert_and_answers_as_value_by_value(enrollment) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    from pathways.services.observations import _store_many
+
+    stored = _row(enrollment, "6.5")
+    stored.save()
+    new, repeated = _row(enrollment, "7.0"), _row(enrollment, "7.0")
+    with CaptureQueriesContext(connection) as queries:
+        answer = _store_many([_row(enrollment, "6.5"), new, repeated])
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert [s for s in statements if s in {"SELECT", "INSERT"}] == ["SELECT", "INSERT"], statements
+    assert [(row.pk, created) for row, created in answer] == [(stored.pk, False), (new.pk, True), (new.pk, False)]
+    assert sorted(Observation.objects.values_list("value", flat=True)) == [Decimal("6.5"), Decimal("7.0")]
+
+
+def test_a_panel_whose_insert_meets_a_unique_constraint_falls_back_to_one_row_at_a_time(enrollment) -> None:
+    from pathways.services.observations import _store_many
+
+    # The lab's accession already names another value: the bulk INSERT fails on the identifier constraint, and
+    # the row-by-row path gives the same answer it always gave (the clash is not silently swallowed).
+    _row(enrollment, "6.5", identifier="lab|A1").save()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _store_many([_row(enrollment, "7.5"), _row(enrollment, "7.0", identifier="lab|A1")])
+    assert list(Observation.objects.values_list("value", flat=True)) == [Decimal("6.5")]
