@@ -20,7 +20,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from pathways.choices import LIVE_ENROLLMENT_STATUSES, DerivedCode, Finding, ObservationCode, TaskStatus
@@ -239,12 +238,18 @@ def _store_many(rows: Sequence[Observation]) -> list[tuple[Observation, bool]]:
     hold the enrollment lock, or a resent identifier), the panel falls back to one row at a time."""
     if not rows:
         return []
-    same = Q()
-    for row in rows:
-        same |= Q(**_same_measurement(row))
+    # The index on (enrollment, code, effective_at) finds the candidates; the exact key picks among them.
+    keys = {_measurement_key(row) for row in rows}
+    candidates = Observation.objects.filter(
+        enrollment_id__in={row.enrollment_id for row in rows},
+        code__in={row.code for row in rows},
+        effective_at__in={row.effective_at for row in rows},
+    ).order_by("pk")
     stored: dict[tuple[Any, ...], Observation] = {}
-    for existing in Observation.objects.filter(same).order_by("pk"):
-        stored.setdefault(_measurement_key(existing), existing)
+    for existing in candidates:
+        key = _measurement_key(existing)
+        if key in keys:
+            stored.setdefault(key, existing)
     fresh: dict[tuple[Any, ...], Observation] = {}
     for row in rows:
         key = _measurement_key(row)
