@@ -20,6 +20,8 @@ OBSERVATION_CODES = "urn:carepath:codesystem:observation"
 ROLE_CODES = "urn:carepath:codesystem:role"
 TASK_TEMPLATE_CODES = "urn:carepath:codesystem:task-template"
 TASK_BUSINESS_STATUS = "urn:carepath:codesystem:task-business-status"
+# Task.statusReason: why a task ended as it did ("missed": session-bound work whose window ended undone).
+TASK_STATUS_REASON = "urn:carepath:codesystem:task-status-reason"
 FLAG_CODES = "urn:carepath:codesystem:flag"
 PRONG_CODES = "urn:carepath:codesystem:prong"
 
