@@ -150,3 +150,45 @@ def test_catch_up_is_safe_to_repeat(enroll, patient) -> None:
     assert first.details["missed"] == 3  # Monday and Wednesday pain scores, Wednesday's dose
     assert (second.created, second.details["missed"]) == (0, 0)
     assert list(Task.objects.filter(enrollment=enrollment).values_list("pk", "status", "version")) == before
+
+
+@pytest.mark.celery
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_closes_ended_sessions_as_missed_once(pathway, site, coordinator) -> None:
+    from celery.contrib.testing.worker import start_worker
+
+    from carepath.celery import app
+    from pathways.services.enrollment import enrollment_apply
+    from pathways.services.sweeps import schedules_materialize_due
+    from pathways.tasks import sweep_expire
+    from tests.scheduling.test_concurrency_and_worker import _wait_for
+
+    # Real time (the worker runs in this process's clock): enrolled three days ago, the scheduler made the next
+    # two days' work then, and no one gave the first doses.
+    enrolled_at = timezone.now() - dt.timedelta(days=3)
+    patient = PatientFactory(site=site, dialysis_days=[0, 1, 2, 3, 4, 5, 6], dialysis_session_time=dt.time(13, 0))
+    enrollment = enrollment_apply(
+        patient_id=patient.pk, pathway_slug="calciphylaxis", actor=coordinator, coordinator=coordinator, now=enrolled_at
+    )
+    schedules_materialize_due(now=enrolled_at, horizon_hours=48)
+    ended = Task.objects.filter(enrollment=enrollment, template__code=STS, expires_at__lte=timezone.now())
+    ids = list(ended.values_list("pk", flat=True))
+    assert ids and all(t.status == TaskStatus.REQUESTED for t in ended)
+
+    import redis
+    from django.conf import settings
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.flushdb()
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            sweep_expire.delay()
+            sweep_expire.delay()  # a second tick changes nothing
+            assert _wait_for(lambda: Task.objects.filter(pk__in=ids, status=TaskStatus.MISSED).count() == len(ids))
+    finally:
+        broker.flushdb()
+    missed_events = TaskEvent.objects.filter(task_id__in=ids, to_status=TaskStatus.MISSED)
+    assert missed_events.count() == len(ids)  # each closed exactly once
+    assert set(Task.objects.filter(pk__in=ids).values_list("version", flat=True)) == {2}
