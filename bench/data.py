@@ -8,8 +8,8 @@ a bigger task table means a longer history, not a busier ward: the newest ACTIVE
 tasks drawn from the pathway's templates in proportion to their cadence, in every state; only templates that
 apply to the patient, decided by the product's template_applies as enrollment decides (no sodium thiosulfate
 for a patient not on hemodialysis, no INR checks without warfarin). History mostly
-completed (on time or late), some cancelled, failed or entered in error; live work requested (in the role pool
-or assigned), accepted, in progress, on hold, some overdue and escalated.
+completed (on time or late), some cancelled, failed (missed, for session-bound work) or entered in error; live
+work requested (in the role pool or assigned), accepted, in progress, on hold, some overdue and escalated.
 
 PostgreSQL only: rows go in with COPY FROM STDIN in chunks (one transaction each), with a progress bar. Filling
 is incremental: `bench_fill(tasks=N)` adds what is missing to reach N tasks at the bench sites, so a run can
@@ -208,6 +208,8 @@ class _Template:
     within: dt.timedelta
     instructions: str
     recurring: bool
+    # Session-bound (expires_after_hours): undone by the end of its window, it was missed rather than failed.
+    session_bound: bool = False
 
 
 class _Applicable:
@@ -229,6 +231,7 @@ class _Applicable:
                 within=dt.timedelta(hours=t.due_within_hours),
                 instructions=t.instructions,
                 recurring=t.recurrence_kind not in (RecurrenceKind.ONCE, RecurrenceKind.ON_TRIGGER),
+                session_bound=t.expires_after_hours is not None,
             )
             for t in self._models
         ]
@@ -351,6 +354,8 @@ def _task_rows(
                 if r < 0.95
                 else TaskStatus.ON_HOLD
             )
+        if status == TaskStatus.FAILED and t.session_bound:
+            status = TaskStatus.MISSED  # a dose not given at its session is missed (docs/scheduling.md)
         assigned = status != TaskStatus.REQUESTED or rng.random() < 0.25
         if status == TaskStatus.CANCELLED:
             assigned = rng.random() < 0.5

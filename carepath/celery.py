@@ -25,6 +25,12 @@ app.conf.beat_schedule = {
         "schedule": _EVERY_MINUTE,
         "options": {"expires": _EVERY_MINUTE - 5},
     },
+    # Session-bound work (a dose at a dialysis session) still open at the end of its window closes as missed.
+    "expire-missed-sessions": {
+        "task": "carepath.sweep_expire",
+        "schedule": _EVERY_MINUTE,
+        "options": {"expires": _EVERY_MINUTE - 5},
+    },
     "escalate-overdue-tasks": {
         "task": "carepath.sweep_escalate",
         "schedule": _EVERY_MINUTE,

@@ -230,6 +230,7 @@ CELERY_TASK_ROUTES = {
     "carepath.send_notification_email": {"queue": "email"},
     "carepath.sweep_email": {"queue": "email"},
     "carepath.sweep_materialize": {"queue": "sweeps"},
+    "carepath.sweep_expire": {"queue": "sweeps"},
     "carepath.sweep_escalate": {"queue": "sweeps"},
     "carepath.sweep_remind": {"queue": "sweeps"},
 }

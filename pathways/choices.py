@@ -136,6 +136,9 @@ class TaskStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     CANCELLED = "cancelled", "Cancelled"
     FAILED = "failed", "Failed"
+    # Session-bound work (a dose at a dialysis session) not done by the end of its window: closed by the expiry
+    # sweep, never by hand. Not a FHIR code: FHIR gets "failed" with statusReason "missed" (docs/fhir.md).
+    MISSED = "missed", "Missed"
     ENTERED_IN_ERROR = "entered-in-error", "Entered in error"
 
 
@@ -149,6 +152,7 @@ TERMINAL_TASK_STATUSES = (
     TaskStatus.COMPLETED,
     TaskStatus.CANCELLED,
     TaskStatus.FAILED,
+    TaskStatus.MISSED,
     TaskStatus.ENTERED_IN_ERROR,
 )
 

@@ -15,6 +15,7 @@ from pathways.services.sweeps import (
     notifications_email_unsent,
     schedules_materialize_due,
     tasks_escalate_overdue,
+    tasks_expire_missed,
     tasks_remind_due_soon,
 )
 
@@ -26,6 +27,12 @@ SWEEP_BUDGET_SECONDS = 50.0
 def sweep_materialize() -> dict[str, object]:
     """Create the tasks of every occurrence due within the look-ahead horizon."""
     return schedules_materialize_due(max_seconds=SWEEP_BUDGET_SECONDS).as_dict()
+
+
+@shared_task(name="carepath.sweep_expire")
+def sweep_expire() -> dict[str, object]:
+    """Close session-bound work still open at the end of its window as missed."""
+    return tasks_expire_missed(max_seconds=SWEEP_BUDGET_SECONDS).as_dict()
 
 
 @shared_task(name="carepath.sweep_escalate")

@@ -56,6 +56,10 @@ def test_seed_demo_works_the_past_so_the_dashboard_has_history(pathway) -> None:
     late = done.filter(completed_at__gt=F("due_at")).count()
     overdue_open = Task.objects.filter(status="requested", due_at__lt=before).count()
     assert on_time > late > 0 and overdue_open > 0, (on_time, late, overdue_open)
+    # Doses whose session ended before anyone gave them were missed, as the expiry sweep would have closed them;
+    # no session work is left open past the end of its window.
+    assert statuses["missed"] > 0
+    assert not Task.objects.filter(status__in=["requested", "accepted"], expires_at__lte=before).exists()
     assert statuses["completed"] > statuses["requested"] / 2
     assert not done.filter(completed_at__gt=timezone.now()).exists()
     assert not done.filter(completed_at__lt=F("available_at")).exists()

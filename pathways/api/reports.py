@@ -102,6 +102,9 @@ class AdherenceRowSerializer(serializers.Serializer):
     completed_on_time = serializers.IntegerField()
     completed_late = serializers.IntegerField()
     not_completed = serializers.IntegerField()
+    missed = serializers.IntegerField(
+        help_text="Session-bound work closed as missed (part of not_completed; counted in due)."
+    )
     on_time_rate = serializers.FloatField(allow_null=True)
     cancelled = serializers.IntegerField()
     overdue_open = serializers.IntegerField()
@@ -112,6 +115,7 @@ class AdherenceRowSerializer(serializers.Serializer):
     escalated = serializers.IntegerField()
     sts_doses_scheduled = serializers.IntegerField()
     sts_doses_given = serializers.IntegerField()
+    sts_doses_missed = serializers.IntegerField(help_text="Sodium thiosulfate doses whose session ended undone.")
     lab_rechecks_due = serializers.IntegerField()
     lab_rechecks_on_time = serializers.IntegerField()
     first_action_enrollments = serializers.IntegerField()

@@ -40,6 +40,7 @@ from pathways.fhir.systems import (
     EXT_AFTER_COMPLETION,
     EXT_DIALYSIS_DAYS,
     EXT_DUE_WITHIN,
+    EXT_EXPIRES_AFTER,
     EXT_FIRST_DUE,
     EXT_ON_TRIGGER,
     TASK_TEMPLATE_CODES,
@@ -113,6 +114,9 @@ def plan_action(template: TaskTemplate) -> PlanDefinitionAction:
         Extension(url=EXT_FIRST_DUE, valueDuration=_days(int((template.first_due or {}).get("day", 0)))),
         Extension(url=EXT_DUE_WITHIN, valueDuration=_hours(template.due_within_hours)),
     ]
+    if template.expires_after_hours:
+        # Session-bound work: undone this long after its start, an occurrence closes as missed.
+        extensions.append(Extension(url=EXT_EXPIRES_AFTER, valueDuration=_hours(template.expires_after_hours)))
     condition = None
     if template.applies_if:
         condition = [

@@ -23,13 +23,14 @@ from fhir.resources.R4B.resource import Resource
 from fhir.resources.R4B.task import Task as FhirTask
 from fhir.resources.R4B.task import TaskRestriction
 
-from pathways.choices import OPEN_TASK_STATUSES, DerivedCode, ObservationCode, Role
+from pathways.choices import OPEN_TASK_STATUSES, DerivedCode, ObservationCode, Role, TaskStatus
 from pathways.fhir.loinc import LOINC_SYSTEM, UCUM_SYSTEM, preferred_loinc, ucum_for
 from pathways.fhir.systems import (
     FLAG_CODES,
     OBSERVATION_CODES,
     ROLE_CODES,
     TASK_BUSINESS_STATUS,
+    TASK_STATUS_REASON,
     TASK_TEMPLATE_CODES,
     mrn_system,
     plan_definition_url,
@@ -39,6 +40,11 @@ from pathways.models import Enrollment, Flag, Observation, Patient, Task
 # Carepath statuses that are FHIR codes already; listed so that a new Carepath status fails loudly here.
 TASK_STATUS = {s: s for s in ("requested", "accepted", "in-progress", "on-hold", "completed", "cancelled", "failed")}
 TASK_STATUS["entered-in-error"] = "entered-in-error"
+# "missed" is not a FHIR Task status. FHIR's `failed` is expected work that did not get done, which a missed
+# dose is (adherence counts it as not given); `cancelled` reads as work withdrawn, which it was not. The
+# statusReason says which kind of failure it was (docs/fhir.md).
+TASK_STATUS[TaskStatus.MISSED] = "failed"
+TASK_STATUS_REASONS = {TaskStatus.MISSED: "missed"}
 CAREPLAN_STATUS = {"active": "active", "on-hold": "on-hold", "completed": "completed", "revoked": "revoked"}
 
 
@@ -109,6 +115,7 @@ def task_resource(task: Task, *, now: dt.datetime | None = None) -> FhirTask:
     code = None
     if task.template is not None:
         code = CodeableConcept(coding=[Coding(system=TASK_TEMPLATE_CODES, code=task.template.code)], text=task.title)
+    reason = TASK_STATUS_REASONS.get(TaskStatus(task.status))
     execution = None
     if task.started_at or task.completed_at:
         execution = Period(start=task.started_at or task.completed_at, end=task.completed_at)
@@ -116,6 +123,9 @@ def task_resource(task: Task, *, now: dt.datetime | None = None) -> FhirTask:
         id=str(task.pk),
         meta=_meta(task.updated_at, task.version),
         status=TASK_STATUS[task.status],
+        statusReason=(
+            CodeableConcept(coding=[Coding(system=TASK_STATUS_REASON, code=reason)], text=reason) if reason else None
+        ),
         businessStatus=(
             CodeableConcept(coding=[Coding(system=TASK_BUSINESS_STATUS, code=business)], text=business)
             if business

@@ -81,6 +81,14 @@ def _tokens(values: list[str], param: str, system: str | None, allowed: list[str
     return out
 
 
+_FHIR_TASK_STATUSES = sorted(set(resources.TASK_STATUS.values()))
+
+
+def _task_statuses(fhir_codes: list[str]) -> list[str]:
+    """The Carepath statuses behind FHIR Task status codes (`failed` is failed or missed)."""
+    return [s for s in TaskStatus.values if resources.TASK_STATUS[s] in fhir_codes]
+
+
 def _date_filter(column: str) -> Filter:
     def apply(qs: QuerySet[Any], values: list[str]) -> QuerySet[Any]:
         # Repeated parameters AND together (date=ge2025-01-01&date=lt2025-02-01), as in FHIR.
@@ -232,8 +240,8 @@ KINDS: dict[str, ResourceKind] = {
             "status": SearchParam(
                 "status",
                 "token",
-                lambda qs, v: qs.filter(status__in=_tokens(v, "status", None, list(TaskStatus.values))),
-                "FHIR Task status (Carepath's statuses are a subset)",
+                lambda qs, v: qs.filter(status__in=_task_statuses(_tokens(v, "status", None, _FHIR_TASK_STATUSES))),
+                "FHIR Task status (Carepath's statuses are a subset; failed includes missed session work)",
             ),
             "performer": SearchParam(
                 "performer",

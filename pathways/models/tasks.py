@@ -82,6 +82,9 @@ class Task(models.Model):
     priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.ROUTINE)
     available_at = models.DateTimeField()
     due_at = models.DateTimeField()
+    # End of a session-bound occurrence's window (template.expires_after_hours after available_at): still open
+    # then, the expiry sweep closes it as missed. Null for work that never expires.
+    expires_at = models.DateTimeField(null=True, blank=True)
     # Template codes whose completion this task still waits for; empty means prerequisites are met.
     blocked_by = models.JSONField(default=list, blank=True)
     instructions = models.TextField(blank=True)
@@ -115,6 +118,10 @@ class Task(models.Model):
             models.CheckConstraint(
                 condition=Q(due_at__gte=models.F("available_at")), name="%(app_label)s_%(class)s_due_after_available"
             ),
+            models.CheckConstraint(
+                condition=Q(expires_at__isnull=True) | Q(expires_at__gte=models.F("due_at")),
+                name="%(app_label)s_%(class)s_expires_after_due",
+            ),
         ]
         indexes = [
             # "My queue": open tasks assigned to a user, soonest due first.
@@ -138,6 +145,12 @@ class Task(models.Model):
                 name="pathways_task_report",
             ),
             models.Index(fields=["enrollment", "status"], name="pathways_task_enr_status"),
+            # The expiry sweep's only query: open session-bound tasks by the end of their window.
+            models.Index(
+                fields=["expires_at"],
+                name="pathways_task_open_expiry",
+                condition=OPEN_Q & Q(expires_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

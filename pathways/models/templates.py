@@ -51,6 +51,9 @@ class TaskTemplate(models.Model):
     # {"day": N, "at": "HH:MM"?}: N local calendar days after enrollment (see docs/pathway-content.md).
     first_due = models.JSONField(default=dict, blank=True)
     due_within_hours = models.PositiveIntegerField(default=24)
+    # Session-bound work (a dose at a dialysis session): hours after an occurrence starts after which it can no
+    # longer be done and closes as missed (at least due_within_hours). Null: never expires, stays overdue work.
+    expires_after_hours = models.PositiveIntegerField(null=True, blank=True)
     recurrence_kind = models.CharField(max_length=32, choices=RecurrenceKind.choices)
     # Kind-specific parameters: every_hours/every_days, weekdays, at, hours, count, until_day.
     recurrence = models.JSONField(default=dict, blank=True)

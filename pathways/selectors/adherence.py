@@ -78,6 +78,7 @@ METRIC_FIELDS = [
     "completed_on_time",
     "completed_late",
     "not_completed",
+    "missed",
     "on_time_rate",
     "cancelled",
     "overdue_open",
@@ -88,6 +89,7 @@ METRIC_FIELDS = [
     "escalated",
     "sts_doses_scheduled",
     "sts_doses_given",
+    "sts_doses_missed",
     "lab_rechecks_due",
     "lab_rechecks_on_time",
     "first_action_enrollments",
@@ -152,15 +154,18 @@ def _counts() -> dict[str, Any]:
     exactly when its lateness is 0 minutes, so they are sums over the cells (see _report_sql)."""
     counted = ~Q(status__in=[TaskStatus.CANCELLED, TaskStatus.ENTERED_IN_ERROR])
     completed = Q(status=TaskStatus.COMPLETED)
+    missed = Q(status=TaskStatus.MISSED)
     sts = Q(template_id__in=_template_ids((STS_TEMPLATE,))) & counted
     labs = Q(template_id__in=_template_ids(LAB_TEMPLATES)) & counted
     return {
         "tasks": Count("*"),
         "due": Count(ROW, filter=counted),
+        "missed": Count(ROW, filter=missed),
         "cancelled": Count(ROW, filter=Q(status=TaskStatus.CANCELLED)),
         "escalated": Count(ROW, filter=counted & Q(escalation_level__gte=1)),
         "sts_doses_scheduled": Count(ROW, filter=sts),
         "sts_doses_given": Count(ROW, filter=sts & completed),
+        "sts_doses_missed": Count(ROW, filter=sts & missed),
         "lab_rechecks_due": Count(ROW, filter=labs),
         "lab_rechecks_on_time": Count(ROW, filter=labs & completed & Q(completed_at__lte=F("due_at"))),
     }
@@ -345,11 +350,13 @@ TOTAL_FIELDS = [
     "completed_on_time",
     "completed_late",
     "not_completed",
+    "missed",
     "cancelled",
     "overdue_open",
     "escalated",
     "sts_doses_scheduled",
     "sts_doses_given",
+    "sts_doses_missed",
     "lab_rechecks_due",
     "lab_rechecks_on_time",
 ]

@@ -42,6 +42,7 @@ TEMPLATE_KEYS = {
     "priority",
     "first_due",
     "due_within_hours",
+    "expires_after_hours",
     "recurrence",
     "applies_if",
     "prerequisites",
@@ -151,6 +152,9 @@ def _normalize_template(raw: dict[str, Any], position: int, check: _Checker) -> 
                 check.add(code, field, message)
     if kind == RecurrenceKind.ON_TRIGGER and first_due:
         check.add(code, "first_due", "on_trigger templates are never scheduled; remove first_due")
+    expires = raw.get("expires_after_hours")
+    if expires is not None:
+        _check_expiry(code, expires, window=window, kind=kind, check=check)
 
     applies_if = raw.get("applies_if") or {}
     if not isinstance(applies_if, dict):
@@ -168,7 +172,7 @@ def _normalize_template(raw: dict[str, Any], position: int, check: _Checker) -> 
         check.add(code, "prerequisites", "must be a list of template codes")
         prerequisites = []
 
-    return {
+    normalized = {
         "code": code,
         "title": str(raw.get("title") or ""),
         "prong": raw.get("prong"),
@@ -185,6 +189,36 @@ def _normalize_template(raw: dict[str, Any], position: int, check: _Checker) -> 
         "citation": str(raw.get("citation") or "").strip(),
         "position": position,
     }
+    # Only when given: content without it normalizes (and hashes) as before, so reloading it changes nothing.
+    if expires is not None:
+        normalized["expires_after_hours"] = expires
+    return normalized
+
+
+# Session-bound work follows a calendar. An after-completion chain waits for its open occurrence (a late
+# dressing change is still due), and on_trigger work is never scheduled: neither has a session to miss.
+_EXPIRING_KINDS = frozenset(
+    {RecurrenceKind.ONCE, RecurrenceKind.INTERVAL, RecurrenceKind.WEEKDAYS, RecurrenceKind.DIALYSIS_DAYS}
+)
+
+
+def _check_expiry(code: str, expires: object, *, window: object, kind: object, check: _Checker) -> None:
+    """`expires_after_hours`: whole hours, not before the due time, on a calendar recurrence only."""
+    if not isinstance(expires, int) or isinstance(expires, bool) or expires < 1:
+        check.add(code, "expires_after_hours", "must be a whole number of hours, at least 1")
+    elif isinstance(window, int) and expires < window:
+        check.add(
+            code,
+            "expires_after_hours",
+            f"must be at least due_within_hours ({window}): work cannot be missed before it is due",
+        )
+    if kind is not None and kind not in _EXPIRING_KINDS:
+        check.add(
+            code,
+            "expires_after_hours",
+            f"only session-bound (calendar) recurrences expire; not {kind} "
+            f"(use one of {', '.join(sorted(_EXPIRING_KINDS))})",
+        )
 
 
 def _check_actions(actions: object, template_codes: set[str], code: str, check: _Checker) -> None:

@@ -22,7 +22,7 @@ from pathways.choices import (
 from pathways.errors import DomainError
 from pathways.models import Enrollment, Patient, Site, Task, User
 from pathways.services.enrollment import care_team_add, enrollment_apply
-from pathways.services.sweeps import schedules_materialize_due
+from pathways.services.sweeps import schedules_materialize_due, tasks_expire_missed
 from pathways.services.tasks import task_claim, task_transition
 
 DEMO_PASSWORD = "carepath-demo"  # noqa: S105 - synthetic demo accounts only; printed by seed_demo
@@ -207,15 +207,21 @@ def demo_seed(
 def _replay_history(enrollments: dict[Enrollment, User], *, specialists: dict[str, User], now: dt.datetime) -> int:
     """Work the new enrollments' past as their teams would have, through the real services, in time order: in
     steps of REPLAY_STEP from the oldest enrolment to `now`, materialize what fell due (as beat would have) and
-    claim, start and complete each task at the time its FATES entry gives. Later occurrences of "after
+    claim, start and complete each task at the time its FATES entry gives (session work whose window ended first is
+    closed as missed by the expiry sweep, as beat would have). Later occurrences of "after
     completion" schedules move as they would have, prerequisites release, the first-action table fills.
     Returns how many tasks were completed."""
     coordinator_of = {e.pk: coordinator for e, coordinator in enrollments.items()}
     ids = list(coordinator_of)
-    moment = min(e.enrolled_at for e in enrollments)
-    completed = 0
+    start = min(e.enrolled_at for e in enrollments)
+    grid, moment = set(), start
     while moment < now:
         moment = min(moment + REPLAY_STEP, now)
+        grid.add(moment)
+    # Beat sweeps every minute, so a sweep also runs right after each enrolment: its first day's work exists
+    # before it falls due (not made afterwards, at the next step, as late or already-missed work).
+    completed = 0
+    for moment in sorted(grid | {e.enrolled_at for e in enrollments if e.enrolled_at < now}):
         schedules_materialize_due(now=moment)
         for task in Task.objects.filter(enrollment_id__in=ids, status=TaskStatus.REQUESTED, assignee__isnull=True):
             fate = FATES[task.pk % len(FATES)]
@@ -224,6 +230,8 @@ def _replay_history(enrollments: dict[Enrollment, User], *, specialists: dict[st
             done = max(task.due_at + dt.timedelta(hours=fate), task.available_at + dt.timedelta(minutes=30))
             if done > moment:
                 continue  # not yet: a later step
+            if task.expires_at is not None and done > task.expires_at:
+                continue  # the session ended first: the dose was missed (the expiry sweep below closes it)
             user = specialists.get(task.role) or coordinator_of[task.enrollment_id]
             try:
                 with transaction.atomic():
@@ -241,4 +249,5 @@ def _replay_history(enrollments: dict[Enrollment, User], *, specialists: dict[st
                 completed += 1
             except DomainError:
                 continue  # e.g. waiting for a prerequisite: left open, as it would have been
+        tasks_expire_missed(now=moment)
     return completed

@@ -26,6 +26,8 @@ class NewTask:
     available_at: dt.datetime
     due_at: dt.datetime
     template: TaskTemplate | None = None
+    # End of a session-bound occurrence's window; None: never expires (docs/scheduling.md, "Missed sessions").
+    expires_at: dt.datetime | None = None
     schedule_id: int | None = None
     occurrence: int | None = None
     rule_code: str = ""
@@ -62,6 +64,7 @@ def tasks_create(
             priority=n.priority,
             available_at=n.available_at,
             due_at=n.due_at,
+            expires_at=n.expires_at,
             blocked_by=list(n.blocked_by),
             instructions=n.instructions,
         )
@@ -108,8 +111,13 @@ def new_task_from_template(
     due_within_hours: int | None = None,
     rule_code: str = "",
 ) -> NewTask:
-    """A NewTask for one occurrence of a template, waiting on any prerequisite not yet completed."""
+    """A NewTask for one occurrence of a template, waiting on any prerequisite not yet completed.
+
+    A scheduled occurrence of a session-bound template (`expires_after_hours`) gets `expires_at`, the end of its
+    window; a task a rule creates from the template (no schedule) is asked for now and does not expire.
+    """
     window = dt.timedelta(hours=due_within_hours or template.due_within_hours)
+    expires = template.expires_after_hours if schedule_id is not None else None
     return NewTask(
         title=template.title,
         prong=template.prong,
@@ -117,6 +125,7 @@ def new_task_from_template(
         priority=priority or template.priority,
         available_at=available_at,
         due_at=available_at + window,
+        expires_at=available_at + dt.timedelta(hours=expires) if expires else None,
         template=template,
         schedule_id=schedule_id,
         occurrence=occurrence,

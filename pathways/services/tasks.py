@@ -1,4 +1,5 @@
-"""Task writes. `_apply_change` is the one function that changes a task's status or assignee."""
+"""Task writes. `_apply_change` is the one function that changes a task's status or assignee; the status itself is
+set only by `_transition`, which it (and the bulk `tasks_close_missed`) calls after locking the rows."""
 
 from __future__ import annotations
 
@@ -22,16 +23,19 @@ S = TaskStatus
 
 # Allowed moves. On-hold returns to the status it was held from (see task_resume). Terminal states can
 # only be corrected to entered-in-error.
+# Missed: workable session-bound work whose window ended (the expiry sweep, actor None). A held task is not
+# missed: the hold was a decision, and releasing it decides what becomes of the occurrence.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    S.REQUESTED: frozenset({S.ACCEPTED, S.IN_PROGRESS, S.ON_HOLD, S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR}),
+    S.REQUESTED: frozenset({S.ACCEPTED, S.IN_PROGRESS, S.ON_HOLD, S.CANCELLED, S.FAILED, S.MISSED, S.ENTERED_IN_ERROR}),
     S.ACCEPTED: frozenset(
-        {S.REQUESTED, S.IN_PROGRESS, S.COMPLETED, S.ON_HOLD, S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR}
+        {S.REQUESTED, S.IN_PROGRESS, S.COMPLETED, S.ON_HOLD, S.CANCELLED, S.FAILED, S.MISSED, S.ENTERED_IN_ERROR}
     ),
-    S.IN_PROGRESS: frozenset({S.COMPLETED, S.ON_HOLD, S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR}),
+    S.IN_PROGRESS: frozenset({S.COMPLETED, S.ON_HOLD, S.CANCELLED, S.FAILED, S.MISSED, S.ENTERED_IN_ERROR}),
     S.ON_HOLD: frozenset({S.REQUESTED, S.ACCEPTED, S.IN_PROGRESS, S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR}),
     S.COMPLETED: frozenset({S.ENTERED_IN_ERROR}),
     S.CANCELLED: frozenset({S.ENTERED_IN_ERROR}),
     S.FAILED: frozenset({S.ENTERED_IN_ERROR}),
+    S.MISSED: frozenset({S.ENTERED_IN_ERROR}),
     S.ENTERED_IN_ERROR: frozenset(),
 }
 
@@ -43,11 +47,15 @@ ACTION_FOR_STATUS: dict[str, str] = {
     S.ON_HOLD: "hold",
     S.CANCELLED: "cancel",
     S.FAILED: "fail",
+    # No role holds "miss" (selectors/access.py): only the system closes work as missed.
+    S.MISSED: "miss",
     S.ENTERED_IN_ERROR: "entered-in-error",
     S.REQUESTED: "unclaim",
 }
 
-REASON_REQUIRED = frozenset({S.ON_HOLD, S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR})
+REASON_REQUIRED = frozenset({S.ON_HOLD, S.CANCELLED, S.FAILED, S.MISSED, S.ENTERED_IN_ERROR})
+# FHIR Task.statusReason of a missed task (pathways/fhir/): its window ended before it was done.
+MISSED_REASON = "missed"
 
 _UNSET: Any = object()
 
@@ -92,6 +100,56 @@ def _lock(task_id: int) -> Task:
         raise NotFound(f"task {task_id} not found") from exc
 
 
+def _transition(
+    task: Task,
+    *,
+    to_status: str,
+    actor: User | None,
+    reason: str,
+    now: dt.datetime,
+    outcome: str = "",
+    data: dict[str, Any] | None = None,
+    hold_until: dt.datetime | None = None,
+) -> TaskChange:
+    """Check the transition table and set the new status on a locked task (unsaved): the one place that does.
+
+    Returns the change (fields and the 'transitioned' event) for task_changes_record. Raises InvalidInput for an
+    unknown status or a missing reason, IllegalTransition for a move the table does not allow.
+    """
+    from_status = task.status
+    if to_status not in TRANSITIONS:
+        raise InvalidInput(f"unknown task status {to_status!r}", fields={"status": ["unknown status"]})
+    if to_status not in TRANSITIONS[from_status]:
+        raise IllegalTransition(f"a task cannot go from {from_status} to {to_status}")
+    if to_status in REASON_REQUIRED and not reason.strip():
+        raise InvalidInput(f"a reason is required to move a task to {to_status}", fields={"reason": ["required"]})
+    fields: set[str] = {"status"}
+    task.status = to_status
+    if to_status == S.ON_HOLD:
+        task.status_before_hold, task.hold_until = from_status, hold_until
+        fields |= {"status_before_hold", "hold_until"}
+    elif from_status == S.ON_HOLD:
+        task.status_before_hold, task.hold_until = "", None
+        fields |= {"status_before_hold", "hold_until"}
+    if to_status == S.IN_PROGRESS and task.started_at is None:
+        task.started_at = now
+        fields.add("started_at")
+    if to_status == S.COMPLETED:
+        task.completed_at, task.completed_by, task.outcome = now, actor, outcome
+        fields |= {"completed_at", "completed_by", "outcome"}
+    event = TaskEvent(
+        task=task,
+        kind=TaskEventKind.TRANSITIONED,
+        at=now,
+        actor=actor,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        data={**(data or {}), **({"outcome": outcome} if outcome else {})},
+    )
+    return TaskChange(task, fields, [event])
+
+
 def _apply_change(
     *,
     task_id: int,
@@ -116,42 +174,19 @@ def _apply_change(
     if not can_act_on_task(actor, task, action):
         raise NotPermitted(f"you may not {action} this task")
     from_status = task.status
-    events: list[TaskEvent] = []
-    fields: set[str] = set()
-
+    change = TaskChange(task)
     if to_status is not None:
-        if to_status not in TRANSITIONS:
-            raise InvalidInput(f"unknown task status {to_status!r}", fields={"status": ["unknown status"]})
-        if to_status not in TRANSITIONS[from_status]:
-            raise IllegalTransition(f"a task cannot go from {from_status} to {to_status}")
-        if to_status in REASON_REQUIRED and not reason.strip():
-            raise InvalidInput(f"a reason is required to move a task to {to_status}", fields={"reason": ["required"]})
-        task.status = to_status
-        fields.add("status")
-        if to_status == S.ON_HOLD:
-            task.status_before_hold, task.hold_until = from_status, hold_until
-            fields |= {"status_before_hold", "hold_until"}
-        elif from_status == S.ON_HOLD:
-            task.status_before_hold, task.hold_until = "", None
-            fields |= {"status_before_hold", "hold_until"}
-        if to_status == S.IN_PROGRESS and task.started_at is None:
-            task.started_at = now
-            fields.add("started_at")
-        if to_status == S.COMPLETED:
-            task.completed_at, task.completed_by, task.outcome = now, actor, outcome
-            fields |= {"completed_at", "completed_by", "outcome"}
-        events.append(
-            TaskEvent(
-                task=task,
-                kind=TaskEventKind.TRANSITIONED,
-                at=now,
-                actor=actor,
-                from_status=from_status,
-                to_status=to_status,
-                reason=reason,
-                data={**(data or {}), **({"outcome": outcome} if outcome else {})},
-            )
+        change = _transition(
+            task,
+            to_status=to_status,
+            actor=actor,
+            reason=reason,
+            outcome=outcome,
+            data=data,
+            hold_until=hold_until,
+            now=now,
         )
+    events, fields = change.events, change.fields
 
     if assignee is not _UNSET and (assignee.pk if assignee else None) != task.assignee_id:
         previous = task.assignee_id
@@ -181,7 +216,7 @@ def _apply_change(
 
 
 # An open occurrence closed without being done: an after-completion schedule must not stall on it.
-_CLOSED_UNDONE = frozenset({S.CANCELLED, S.FAILED, S.ENTERED_IN_ERROR})
+_CLOSED_UNDONE = frozenset({S.CANCELLED, S.FAILED, S.MISSED, S.ENTERED_IN_ERROR})
 
 
 def _after_completion(task: Task, *, now: dt.datetime, actor: User | None) -> None:
@@ -362,3 +397,22 @@ def task_unclaim(*, task_id: int, actor: User, expected_version: int | None, now
         assignee=None,
         now=now,
     )
+
+
+def tasks_close_missed(*, tasks: Sequence[Task], now: dt.datetime, reason: str) -> list[Task]:
+    """Close locked, workable session-bound tasks as missed (the expiry sweep and catch-up); caller holds the
+    locks and the transaction.
+
+    Each goes through `_transition` (the transition table, the reason, the 'transitioned' event with actor None
+    and `data.status_reason` "missed"); versions and events are written together by task_changes_record. Tasks
+    the table does not let go to missed (held, or closed meanwhile) are left as they are and not returned.
+    Expiring templates follow a calendar (services/content.py), so no schedule waits on a missed occurrence.
+    """
+    changes = []
+    for task in tasks:
+        if S.MISSED not in TRANSITIONS[task.status]:
+            continue
+        data = {"status_reason": MISSED_REASON, "expires_at": task.expires_at.isoformat() if task.expires_at else None}
+        changes.append(_transition(task, to_status=S.MISSED, actor=None, reason=reason, data=data, now=now))
+    task_changes_record(changes)
+    return [change.task for change in changes]

@@ -35,6 +35,9 @@ def test_plan_definition_carries_timing_roles_conditions_and_citations(world):
     ]
     assert dialysis.condition[0].kind == "applicability"
     assert '"dialysis_modality": ["HD"]' in dialysis.condition[0].expression.expression
+    expiry = {e.url: e.valueDuration for e in dialysis.extension}["urn:carepath:extension:expires-after"]
+    assert (expiry.value, expiry.code) == (6, "h")
+    assert "urn:carepath:extension:expires-after" not in {e.url for e in huddle.extension}
     dressing = actions["dressing-change"]
     assert dressing.timingTiming.extension[0].url == "urn:carepath:extension:after-completion"
     assert dressing.timingTiming.extension[0].valueDuration.value == 48

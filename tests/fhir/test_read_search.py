@@ -208,7 +208,8 @@ def test_every_emitted_resource_validates_for_an_enrollment_with_every_task_stat
             model.model_validate(read.json())
             if kind == "Task":
                 seen_statuses.add(entry["resource"]["status"])
-    assert seen_statuses == set(TaskStatus.values)
+    # Every Carepath status is emitted; "missed" as FHIR's "failed" (with its statusReason).
+    assert seen_statuses == set(TaskStatus.values) - {TaskStatus.MISSED}
 
 
 def test_unknown_search_parameters_and_bad_values_are_400(world):
@@ -247,3 +248,16 @@ def test_search_query_count_does_not_grow_with_the_page(world, kind, django_asse
     with django_assert_max_num_queries(12):
         body = fhir.get(kind, _count=200).json()
     assert len(body["entry"]) >= 1
+
+
+def test_a_missed_task_is_a_failed_fhir_task_with_the_reason_missed_and_is_found_as_failed(world):
+    fhir = Fhir(world.users["coordinator"])
+    task = world.task
+    Task.objects.filter(pk=task.pk).update(status=TaskStatus.MISSED)  # set-up only; the sweep's path is tested
+    resource = FhirTask.model_validate(fhir.get(f"Task/{task.pk}").json())
+    assert resource.status == "failed"
+    assert resource.statusReason is not None and resource.statusReason.coding[0].code == "missed"
+    assert resource.statusReason.coding[0].system == "urn:carepath:codesystem:task-status-reason"
+    found = fhir.get("Task", patient=world.patient.pk, status="failed").json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [str(task.pk)]
+    assert fhir.get("Task", status="missed").status_code == 400  # not a FHIR Task status

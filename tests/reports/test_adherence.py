@@ -10,6 +10,7 @@ Window: tasks due in [2026-01-01, 2026-01-31) UTC, as of 2026-01-31 00:00 UTC.
   t6 STS     due Jan 10 12:00 done Jan 10 11:00 (on time; started Jan 10 10:30)
   t7 STS     due Jan 12 12:00 done Jan 13 12:00 (24 h late)
   t8 STS     due Jan 14 12:00 failed              -> never completed
+  t14 STS    due Jan 16 12:00 missed (its session ended undone) -> counted as due, not completed, and missed
   t9 labs    due Jan 15 12:00 done Jan 15 12:00 exactly (on time)
   t10 PTH    due Jan 20 12:00 in progress (started Jan 20 08:00) -> overdue 252 h
   t11 neph   due Feb 2 (after the window)
@@ -96,6 +97,7 @@ def dataset(pathway, site, other_site) -> dict[str, Any]:
     _task(e2, prong=calcium, role=dn, due=at(10), status=done, done=at(10, 11), started=half_past_ten, template=sts)
     _task(e2, prong=calcium, role=dn, due=at(12), status=done, done=at(13), template=sts)
     _task(e2, prong=calcium, role=dn, due=at(14), status=TaskStatus.FAILED, template=sts)
+    _task(e2, prong=calcium, role=dn, due=at(16), status=TaskStatus.MISSED, template=sts)
     _task(e2, prong=calcium, role=dn, due=at(15), status=done, done=at(15), template="pre-dialysis-labs")
     _task(
         e2, prong=calcium, role=Role.NEPHROLOGY, due=at(20), status=TaskStatus.IN_PROGRESS, started=at(20, 8),
@@ -116,6 +118,7 @@ def dataset(pathway, site, other_site) -> dict[str, Any]:
 
 
 ZERO = {
+    "missed": 0,
     "cancelled": 0,
     "overdue_open": 0,
     "overdue_age_hours_avg": None,
@@ -123,6 +126,7 @@ ZERO = {
     "escalated": 0,
     "sts_doses_scheduled": 0,
     "sts_doses_given": 0,
+    "sts_doses_missed": 0,
     "lab_rechecks_due": 0,
     "lab_rechecks_on_time": 0,
 }
@@ -130,20 +134,24 @@ ZERO = {
 EXPECTED_BY_PRONG = {
     "calcium_reduction": {
         **ZERO,
-        # t6, t7, t8, t9, t10 due; t6 and t9 on time (t9 exactly at due), t7 late, t8 failed, t10 open.
-        "due": 5,
+        # t6, t7, t8, t9, t10, t14 due; t6 and t9 on time (t9 exactly at due), t7 late, t8 failed, t10 open,
+        # t14 missed.
+        "due": 6,
         "completed_on_time": 2,
         "completed_late": 1,
-        "not_completed": 2,
-        "on_time_rate": 0.4,
+        "not_completed": 3,
+        "missed": 1,
+        "on_time_rate": 0.3333,
         "overdue_open": 1,
         "overdue_age_hours_avg": 252.0,
         "overdue_age_hours_max": 252.0,
         # lateness of completed tasks: [0, 0, 24] -> median 0; p90 at position 1.8 -> 0 + 0.8 * 24 = 19.2
         "lateness_hours_median": 0.0,
         "lateness_hours_p90": 19.2,
-        "sts_doses_scheduled": 3,
+        # STS doses given / scheduled / missed: t6, t7 / t6, t7, t8, t14 / t14
+        "sts_doses_scheduled": 4,
         "sts_doses_given": 2,
+        "sts_doses_missed": 1,
         "lab_rechecks_due": 2,
         "lab_rechecks_on_time": 1,
         # E2 enrolled Jan 2 00:00, first action t6 started Jan 10 10:30 -> 8 days 10.5 h
@@ -202,14 +210,15 @@ def test_adherence_by_role_splits_the_calcium_prong_between_dialysis_nursing_and
     rows = {row["group"]: row for row in adherence_by(user=auditor, group_by="role", window=window)}
     assert set(rows) == {"dialysis_nursing", "hyperbaric_medicine", "nephrology", "wound_nursing"}
     dialysis = rows["dialysis_nursing"]
-    # t6, t7, t8, t9: on time t6, t9; late t7; failed t8
+    # t6, t7, t8, t9, t14: on time t6, t9; late t7; failed t8; missed t14
     assert (dialysis["due"], dialysis["completed_on_time"], dialysis["completed_late"], dialysis["not_completed"]) == (
-        4,
+        5,
         2,
         1,
-        1,
+        2,
     )
-    assert dialysis["on_time_rate"] == 0.5
+    assert dialysis["on_time_rate"] == 0.4
+    assert (dialysis["missed"], dialysis["sts_doses_missed"]) == (1, 1)
     nephrology = rows["nephrology"]
     # t10 only (t11 is due after the window): open and 252 h overdue
     assert (nephrology["due"], nephrology["overdue_open"], nephrology["overdue_age_hours_max"]) == (1, 1, 252.0)
@@ -225,14 +234,15 @@ def test_adherence_by_enrollment_site_and_template(dataset, auditor: User, admin
     assert set(by_enrollment) == {e1.pk, e2.pk}
     assert by_enrollment[e1.pk]["patient"] == dataset["p1"].pk
     assert (by_enrollment[e1.pk]["due"], by_enrollment[e1.pk]["completed_on_time"]) == (4, 1)
-    assert (by_enrollment[e2.pk]["due"], by_enrollment[e2.pk]["completed_on_time"]) == (5, 2)
+    assert (by_enrollment[e2.pk]["due"], by_enrollment[e2.pk]["completed_on_time"]) == (6, 2)
     by_site = {r["group"]: r for r in adherence_by(user=auditor, group_by="site", window=window)}
-    assert set(by_site) == {"chi"} and by_site["chi"]["due"] == 9
+    assert set(by_site) == {"chi"} and by_site["chi"]["due"] == 10
     # The admin also sees the other site's one on-time task.
     admin_sites = {r["group"]: r for r in adherence_by(user=admin_user, group_by="site", window=window)}
     assert admin_sites["nyc"]["due"] == 1 and admin_sites["nyc"]["on_time_rate"] == 1.0
     by_template = {r["group"]: r for r in adherence_by(user=auditor, group_by="template", window=window)}
-    assert by_template["sodium-thiosulfate"]["due"] == 3
+    assert by_template["sodium-thiosulfate"]["due"] == 4
+    assert by_template["sodium-thiosulfate"]["sts_doses_missed"] == 1
     assert by_template["(ad hoc)"]["due"] == 4  # t1, t2, t3, t12 have no template
 
 
@@ -244,7 +254,8 @@ def test_the_api_answers_the_same_numbers_and_the_csv_matches_the_json(dataset, 
         data = client.get(f"/api/v1/adherence/?{query}").json()
         response = client.get(f"/api/v1/adherence/?{query}&format=csv")
     assert {row.pop("group"): row for row in data["results"]} == EXPECTED_BY_PRONG
-    assert data["totals"]["due"] == 9 and data["totals"]["completed_on_time"] == 3
+    assert data["totals"]["due"] == 10 and data["totals"]["completed_on_time"] == 3
+    assert (data["totals"]["missed"], data["totals"]["sts_doses_missed"]) == (1, 1)
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert [r["group"] for r in rows] == sorted(EXPECTED_BY_PRONG)

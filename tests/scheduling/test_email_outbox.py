@@ -266,6 +266,7 @@ def test_beat_runs_the_email_sweep_and_email_has_a_queue_of_its_own() -> None:
     }
     assert queue_of == {
         "carepath.sweep_materialize": "sweeps",
+        "carepath.sweep_expire": "sweeps",
         "carepath.sweep_escalate": "sweeps",
         "carepath.sweep_remind": "sweeps",
         "carepath.sweep_email": "email",

@@ -10,6 +10,7 @@ ROUTED = {
     "carepath.send_notification_email": "email",
     "carepath.sweep_email": "email",
     "carepath.sweep_materialize": "sweeps",
+    "carepath.sweep_expire": "sweeps",
     "carepath.sweep_escalate": "sweeps",
     "carepath.sweep_remind": "sweeps",
 }

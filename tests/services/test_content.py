@@ -128,6 +128,24 @@ def _mutations():
         ),
         ("unknown rule role", bad_rule_role, "aluminium-high", "then[0].ad_hoc_task.role"),
         ("rule naming a missing template", bad_rule_template, "sts-safety-hold", "then[0].hold_schedule"),
+        (
+            "expiry before the due time",
+            set_("sodium-thiosulfate", "expires_after_hours", 3),
+            "sodium-thiosulfate",
+            "expires_after_hours",
+        ),
+        (
+            "expiry not a whole number",
+            set_("pain-score-dialysis", "expires_after_hours", "6h"),
+            "pain-score-dialysis",
+            "expires_after_hours",
+        ),
+        (
+            "expiry on an after-completion chain",
+            set_("dressing-change", "expires_after_hours", 12),
+            "dressing-change",
+            "expires_after_hours",
+        ),
     ]
 
 
@@ -167,3 +185,19 @@ def test_unreadable_and_non_yaml_files_are_clear_errors(db, tmp_path) -> None:
         pathways_load(paths=[broken])
     with pytest.raises(ContentError, match="cannot be read"):
         pathways_load(paths=[tmp_path / "missing.yaml"])
+
+
+def test_session_bound_templates_declare_their_window_and_other_content_hashes_as_before(db, document) -> None:
+    from pathways.services.content import pathway_content_parse
+
+    [result] = pathways_load(paths=[BUNDLED])
+    expiring = dict(
+        TaskTemplate.objects.filter(pathway__version=result.version, expires_after_hours__isnull=False).values_list(
+            "code", "expires_after_hours"
+        )
+    )
+    assert expiring == {"sodium-thiosulfate": 6, "pain-score-dialysis": 6}
+    # A template without the field normalizes without it, so content that never used it keeps its hash.
+    parsed = pathway_content_parse(text=yaml.safe_dump(document), source="x")
+    plain = next(t for t in parsed["task_templates"] if t["code"] == "pain-score")
+    assert "expires_after_hours" not in plain

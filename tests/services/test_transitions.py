@@ -53,6 +53,11 @@ EXPECTED_ALLOWED = {
     (S.COMPLETED, S.ENTERED_IN_ERROR),
     (S.CANCELLED, S.ENTERED_IN_ERROR),
     (S.FAILED, S.ENTERED_IN_ERROR),
+    # Missed: workable session-bound work whose window ended (the expiry sweep); a held task is not missed.
+    (S.REQUESTED, S.MISSED),
+    (S.ACCEPTED, S.MISSED),
+    (S.IN_PROGRESS, S.MISSED),
+    (S.MISSED, S.ENTERED_IN_ERROR),
 }
 
 
@@ -98,6 +103,20 @@ def test_every_pair_of_states_is_allowed_or_refused_as_designed(task, from_statu
         task.refresh_from_db()
         assert (task.status, task.version) == (from_status, version)
         assert TaskEvent.objects.filter(task=task).count() == events_before
+
+
+@pytest.mark.parametrize("user", ["coordinator", "wound_nurse"])
+def test_nobody_marks_a_task_missed_by_hand_only_the_system_does(task, request, user) -> None:
+    actor = request.getfixturevalue(user)
+    if user == "wound_nurse":  # on the team and holding the task: may complete it, still not mark it missed
+        CareTeamMember.objects.create(
+            enrollment=task.enrollment, user=actor, role="wound_nursing", period_start=task.created_at
+        )
+        task = task_claim(task_id=task.pk, actor=actor, expected_version=task.version)
+    with pytest.raises(NotPermitted):
+        task_transition(task_id=task.pk, to_status=S.MISSED, actor=actor, expected_version=task.version, reason="x")
+    task.refresh_from_db()
+    assert task.status != S.MISSED
 
 
 def test_a_stale_version_is_refused_and_changes_nothing(task) -> None:

@@ -137,3 +137,14 @@ def test_the_old_board_url_redirects_to_the_patient_page_and_keeps_scope(world: 
 def test_a_patient_without_an_enrollment_shows_an_empty_board(world: World) -> None:
     html = login(world.users["coordinator"]).get(f"/patients/{world.spare_patient.pk}/").content.decode()
     assert "not enrolled" in html and html.count('class="prong"') == 4
+
+
+def test_a_missed_session_task_shows_as_missed_among_the_closed_ones_without_actions(world: World) -> None:
+    from pathways.services.tasks import tasks_close_missed
+
+    task = Task.objects.select_for_update().get(pk=world.task.pk)
+    [task] = tasks_close_missed(tasks=[task], now=timezone.now(), reason="missed: not done by the end of its window")
+    html = login(world.users["wound_nurse"]).get(f"/patients/{world.patient.pk}/").content.decode()
+    card = html.split(f'<article id="task-{task.pk}"', 1)[1].split("</article>", 1)[0]
+    assert "status-missed" in card and ">Missed</span>" in card
+    assert f'id="claim-{task.pk}"' not in card  # closed work offers no actions

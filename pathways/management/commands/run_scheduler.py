@@ -8,10 +8,17 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from pathways.services.sweeps import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
+from pathways.services.sweeps import (
+    schedules_materialize_due,
+    tasks_escalate_overdue,
+    tasks_expire_missed,
+    tasks_remind_due_soon,
+)
 
+# In this order: missed session work is closed before the escalation sweep would call it overdue.
 SWEEPS = {
     "materialize": schedules_materialize_due,
+    "expire": tasks_expire_missed,
     "escalate": tasks_escalate_overdue,
     "remind": tasks_remind_due_soon,
 }
@@ -32,7 +39,8 @@ def parse_as_of(value: str) -> dt.datetime:
 
 class Command(BaseCommand):
     help = (
-        "Run the scheduler sweeps (materialize due occurrences, escalate overdue tasks, remind due-soon work) "
+        "Run the scheduler sweeps (materialize due occurrences, close missed session work, escalate overdue "
+        "tasks, remind due-soon work) "
         "once, as of now or as of --as-of (catch-up after an outage, simulation). Safe to run alongside beat."
     )
 

@@ -114,6 +114,8 @@ def tasks_escalate_overdue(
             tasks = list(
                 Task.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(status__in=WORKABLE_STATUSES, blocked_by=[], due_at__lt=now)
+                # Session work whose window has ended is missed, not overdue: the expiry sweep closes it.
+                .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
                 # "Still open 24 h past due" includes exactly 24 h (docs/scheduling.md; tested at the edge).
                 .filter(Q(escalation_level=0) | Q(escalation_level=1, due_at__lte=second))
                 .order_by("due_at", "pk")[:size]

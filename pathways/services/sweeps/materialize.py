@@ -11,6 +11,9 @@ from pathways.choices import ScheduleStatus
 from pathways.models import Schedule, TaskTemplate
 from pathways.services.schedules import schedules_materialize
 from pathways.services.sweeps._batch import SweepReport, run_batches, setting
+from pathways.services.tasks import tasks_close_missed
+
+CATCH_UP_MISSED_REASON = "missed: its session window ended while the scheduler was not running"
 
 # What the planner reads: loading only these skips patient names and a dozen JSON columns per row.
 _SWEEP_ONLY = (
@@ -49,13 +52,17 @@ def schedules_materialize_due(
     Batches of `batch_size` schedules, oldest due first, are claimed with FOR UPDATE SKIP LOCKED and
     committed one by one, so concurrent sweeps share the work and a crash loses at most one uncommitted batch
     (which the next sweep redoes). `max_seconds` stops starting new batches (beat runs the sweep again).
-    Returns a SweepReport; `details["schedules_finished"]` counts schedules that made their last occurrence.
+    Catch-up after an outage: an occurrence of session-bound work whose window has already ended when it is
+    made (`expires_at` <= now) is recorded as missed in the same transaction (services/tasks.py
+    `tasks_close_missed`), never left as late open work. Returns a SweepReport;
+    `details["schedules_finished"]` counts schedules that made their last occurrence, `details["missed"]` the
+    occurrences recorded as missed.
     """
     now = now or timezone.now()
     hours = horizon_hours if horizon_hours is not None else setting("MATERIALIZE_HORIZON_HOURS")
     until = now + dt.timedelta(hours=hours)
     size = batch_size or setting("SWEEP_BATCH_SIZE")
-    report = SweepReport(name="materialize", as_of=now, details={"schedules_finished": 0})
+    report = SweepReport(name="materialize", as_of=now, details={"schedules_finished": 0, "missed": 0})
 
     def batch() -> int:
         with transaction.atomic():
@@ -71,7 +78,11 @@ def schedules_materialize_due(
                 return 0
             _attach_templates(schedules)
             outcome = schedules_materialize(schedules=schedules, until=until, now=now)
+            # Catch-up: a session that ended during an outage was missed; it is recorded so, not issued late.
+            ended = [t for t in outcome.tasks if t.expires_at is not None and t.expires_at <= now]
+            missed = tasks_close_missed(tasks=ended, now=now, reason=CATCH_UP_MISSED_REASON) if ended else []
         report.created += len(outcome.tasks)
+        report.details["missed"] += len(missed)
         report.duplicates_skipped += outcome.duplicates_skipped
         report.failed += outcome.failed_schedule_ids
         report.details["schedules_finished"] += outcome.schedules_finished
