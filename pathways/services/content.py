@@ -18,6 +18,7 @@ from pathways.choices import (
     WEEKDAY_CODES,
     DialysisModality,
     FlagSeverity,
+    PathwayStage,
     Priority,
     Prong,
     RecurrenceKind,
@@ -32,11 +33,12 @@ from pathways.models import PathwayTemplate, Rule, TaskTemplate
 
 Problem = tuple[str, str, str, str]  # (file, code, field, message)
 
-TOP_KEYS = {"slug", "title", "description", "citations", "task_templates", "rules"}
+TOP_KEYS = {"slug", "title", "description", "citations", "precautions", "task_templates", "rules"}
 TEMPLATE_KEYS = {
     "code",
     "title",
     "prong",
+    "stage",
     "role",
     "supporting_roles",
     "priority",
@@ -49,6 +51,10 @@ TEMPLATE_KEYS = {
     "citation",
 }
 RULE_KEYS = {"code", "description", "when", "then", "citation"}
+PRECAUTION_KEYS = {"code", "text", "roles", "citation"}
+# Every template, rule and precaution says where it comes from (issue 16): a source named in
+# shared/clinical/calciphylaxis-pathway.md, or "Proposed: ..." when no published figure was found.
+CITATION_REQUIRED = "is required: name a source from the clinical reference, or start with 'Proposed'"
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,11 @@ def _normalize_template(raw: dict[str, Any], position: int, check: _Checker) -> 
         if not raw.get(key):
             check.add(code, key, "is required")
     check.choice(code, "prong", raw.get("prong"), Prong.values)
+    stage = raw.get("stage", PathwayStage.TREATMENT)
+    check.choice(code, "stage", stage, PathwayStage.values)
     check.choice(code, "role", raw.get("role"), SPECIALIST_ROLES)
+    if not str(raw.get("citation") or "").strip():
+        check.add(code, "citation", CITATION_REQUIRED)
     supporting = raw.get("supporting_roles") or []
     if not isinstance(supporting, list):
         check.add(code, "supporting_roles", "must be a list of roles")
@@ -172,6 +182,7 @@ def _normalize_template(raw: dict[str, Any], position: int, check: _Checker) -> 
         "code": code,
         "title": str(raw.get("title") or ""),
         "prong": raw.get("prong"),
+        "stage": stage,
         "role": raw.get("role"),
         "supporting_roles": list(supporting),
         "priority": priority,
@@ -222,6 +233,46 @@ def _check_actions(actions: object, template_codes: set[str], code: str, check: 
         due = options.get("due_within_hours", (action.get(RuleAction.AD_HOC_TASK) or {}).get("due_within_hours", 24))
         if not _is_int(due) or due < 1:
             check.add(code, f"{field}.due_within_hours", "must be a whole number of hours, at least 1")
+
+
+def _normalize_precautions(raw: object, check: _Checker) -> list[dict[str, Any]]:
+    """Standing precautions: [{code, text, roles: [Role, ...], citation}], each shown to the roles it names."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        check.add("", "precautions", "must be a list of {code, text, roles, citation}")
+        return []
+    out, codes = [], set()
+    for position, item in enumerate(raw):
+        if not isinstance(item, dict):
+            check.add(f"precaution #{position}", "(precaution)", "must be a mapping")
+            continue
+        code = str(item.get("code") or f"precaution #{position}")
+        for key in sorted(set(item) - PRECAUTION_KEYS):
+            check.add(code, key, "unknown field")
+        for key in ("code", "text"):
+            if not str(item.get(key) or "").strip():
+                check.add(code, key, "is required")
+        if not str(item.get("citation") or "").strip():
+            check.add(code, "citation", CITATION_REQUIRED)
+        if code in codes:
+            check.add(code, "code", "duplicate precaution code")
+        codes.add(code)
+        roles = item.get("roles")
+        if not isinstance(roles, list) or not roles:
+            check.add(code, "roles", "must be a non-empty list of roles")
+            roles = []
+        for role in roles:
+            check.choice(code, "roles", role, SPECIALIST_ROLES)
+        out.append(
+            {
+                "code": code,
+                "text": str(item.get("text") or "").strip(),
+                "roles": list(roles),
+                "citation": str(item.get("citation") or "").strip(),
+            }
+        )
+    return out
 
 
 def pathway_content_parse(*, text: str, source: str) -> dict[str, Any]:
@@ -280,6 +331,8 @@ def pathway_content_parse(*, text: str, source: str) -> dict[str, Any]:
         for field, message in condition_check(item.get("when"), "when"):
             check.add(code, field, message)
         _check_actions(item.get("then"), seen, code, check)
+        if not str(item.get("citation") or "").strip():
+            check.add(code, "citation", CITATION_REQUIRED)
         rules.append(
             {
                 "code": code,
@@ -291,6 +344,8 @@ def pathway_content_parse(*, text: str, source: str) -> dict[str, Any]:
             }
         )
 
+    precautions = _normalize_precautions(raw.get("precautions"), check)
+
     if check.problems:
         raise ContentError(check.problems)
     document = {
@@ -298,6 +353,7 @@ def pathway_content_parse(*, text: str, source: str) -> dict[str, Any]:
         "title": raw["title"],
         "description": str(raw.get("description") or "").strip(),
         "citations": list(raw.get("citations") or []),
+        "precautions": precautions,
         "task_templates": templates,
         "rules": rules,
     }
@@ -321,6 +377,7 @@ def _write_document(document: dict[str, Any], source: str) -> LoadResult:
         description=document["description"],
         status=TemplateStatus.ACTIVE,
         citations=document["citations"],
+        precautions=document["precautions"],
         content_hash=document["content_hash"],
         source_file=source,
     )
