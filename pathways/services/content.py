@@ -421,3 +421,37 @@ def pathways_load(*, paths: list[Path], progress: Callable[[str], None] | None =
 def content_files(directory: Path) -> list[Path]:
     """The content files in a directory, in a stable order."""
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ").strip() or "—"
+
+
+def pathway_sources_table(*, document: dict[str, Any]) -> str:
+    """Markdown tables listing every precaution, task template and rule of a parsed document with its citation.
+
+    docs/pathway-content.md and docs/clinical-rules.md carry this text between their sources-table markers
+    (a test checks they match the bundled file); `manage.py load_pathways --sources-table` prints it.
+    """
+    lines = [
+        f"Generated from `{document['slug']}` ({len(document['task_templates'])} task templates, "
+        f"{len(document['rules'])} rules). A citation that says *proposed* marks a default for which no "
+        "published figure was found.",
+        "",
+        "| precaution | roles | source |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| `{p['code']}`: {_cell(p['text'])} | {', '.join(p['roles'])} | {_cell(p['citation'])} |"
+        for p in document["precautions"]
+    ]
+    lines += ["", "| task template | stage | role | applies if | source |", "|---|---|---|---|---|"]
+    for t in document["task_templates"]:
+        applies = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in sorted(t["applies_if"].items()))
+        lines.append(
+            f"| `{t['code']}` {_cell(t['title'])} | {t['stage']} | {t['role']} | {_cell(applies)} "
+            f"| {_cell(t['citation'])} |"
+        )
+    lines += ["", "| rule | description | source |", "|---|---|---|"]
+    lines += [f"| `{r['code']}` | {_cell(r['description'])} | {_cell(r['citation'])} |" for r in document["rules"]]
+    return "\n".join(lines) + "\n"
