@@ -287,8 +287,6 @@ class RuleOutcome(models.TextChoices):
     FLAG_LINKED = "flag_linked", "Linked to the active flag (dedupe)"
     SCHEDULE_HELD = "schedule_held", "Schedule held"
     NOTHING_TO_HOLD = "nothing_to_hold", "No active schedule to hold"
-    # create_task named a template whose applies_if does not hold for the patient (e.g. transplant-only work).
-    NOT_APPLICABLE = "not_applicable", "Template does not apply to this patient"
 
 
 class AuditAction(models.TextChoices):

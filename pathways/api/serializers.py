@@ -29,6 +29,7 @@ from pathways.choices import (
     Weekday,
 )
 from pathways.domain import instants
+from pathways.domain.applicability import precautions_for_role
 from pathways.errors import InvalidInput
 from pathways.models import (
     CareTeamMember,
@@ -143,7 +144,7 @@ class PrecautionSerializer(serializers.Serializer):
 
 def task_precautions(task: Task) -> list[dict[str, Any]]:
     """The pinned version's standing precautions that name the task's role (shapes as PrecautionSerializer)."""
-    return [p for p in task.enrollment.template.precautions or [] if task.role in p.get("roles", [])]
+    return precautions_for_role(task.enrollment.template.precautions, task.role)
 
 
 class EnrollmentSerializer(serializers.ModelSerializer):

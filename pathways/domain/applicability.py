@@ -7,7 +7,7 @@ ask here, so they cannot disagree.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pathways.choices import PathwayStage
 
@@ -30,3 +30,8 @@ def template_applies(template: TaskTemplate, patient: Patient, *, stage: str | N
         return False
     medications = condition.get("medications_any")
     return not (medications and not set(medications) & set(patient.risk_medications or []))
+
+
+def precautions_for_role(precautions: list[dict[str, Any]] | None, role: str) -> list[dict[str, Any]]:
+    """The standing precautions (PathwayTemplate.precautions: [{code, text, roles, citation}]) naming `role`."""
+    return [p for p in precautions or [] if role in p.get("roles", [])]

@@ -82,8 +82,12 @@ class Enrollment(models.Model):
     pathway_slug = models.SlugField(max_length=64)
     status = models.CharField(max_length=16, choices=EnrollmentStatus.choices, default=EnrollmentStatus.ACTIVE)
     # Provisional (suspected): only workup templates apply; recording the diagnosis confirms or refutes it.
+    # db_default: rows written by bulk COPY (the bench) or before this field existed are direct treatment.
     diagnosis_status = models.CharField(
-        max_length=16, choices=DiagnosisStatus.choices, default=DiagnosisStatus.CONFIRMED
+        max_length=16,
+        choices=DiagnosisStatus.choices,
+        default=DiagnosisStatus.CONFIRMED,
+        db_default=DiagnosisStatus.CONFIRMED,
     )
     # When the diagnosis was confirmed or ruled out (null while suspected, and for direct treatment enrollments).
     diagnosis_recorded_at = models.DateTimeField(null=True, blank=True)

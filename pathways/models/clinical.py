@@ -110,7 +110,7 @@ class MedicationChange(models.Model):
     drug_name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=MedicationChangeKind.choices)
     # Route of administration; "" when not recorded. Subcutaneous breaks the skin precaution (a rule flags it).
-    route = models.CharField(max_length=16, choices=MedicationRoute.choices, blank=True, default="")
+    route = models.CharField(max_length=16, choices=MedicationRoute.choices, blank=True, default="", db_default="")
     note = models.TextField(blank=True)
     effective_at = models.DateTimeField()
     recorded_at = models.DateTimeField()

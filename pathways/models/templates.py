@@ -19,7 +19,7 @@ class PathwayTemplate(models.Model):
     citations = models.JSONField(default=list, blank=True)
     # Standing precautions: [{"code", "text", "roles": [Role, ...], "citation"}], shown on the enrollment and
     # on every task owned by one of the named roles (docs/pathway-content.md, "Precautions").
-    precautions = models.JSONField(default=list, blank=True)
+    precautions = models.JSONField(default=list, blank=True, db_default=[])
     # sha256 of the normalized content: reloading identical content is recognised and changes nothing.
     content_hash = models.CharField(max_length=64)
     source_file = models.CharField(max_length=255, blank=True)
@@ -48,7 +48,9 @@ class TaskTemplate(models.Model):
     title = models.CharField(max_length=255)
     prong = models.CharField(max_length=32, choices=Prong.choices)
     # Workup templates run while the diagnosis is suspected; treatment templates from the diagnosis on.
-    stage = models.CharField(max_length=16, choices=PathwayStage.choices, default=PathwayStage.TREATMENT)
+    stage = models.CharField(
+        max_length=16, choices=PathwayStage.choices, default=PathwayStage.TREATMENT, db_default=PathwayStage.TREATMENT
+    )
     role = models.CharField(max_length=32, choices=Role.choices)
     # Other roles that share the work (e.g. pharmacy with nephrology); informational, the pool is `role`.
     supporting_roles = models.JSONField(default=list, blank=True)

@@ -175,8 +175,8 @@ def _open_rule_tasks(ctx: _Context) -> Any:
 def _create_task(ctx: _Context, action: dict[str, Any]) -> None:
     template = ctx.enrollment.template.task_templates.get(code=action[RuleAction.CREATE_TASK])
     if not template_applies(template, ctx.enrollment.patient, stage=None):
-        # e.g. the immunosuppression review repeats on a worsening wound only for a transplant recipient.
-        ctx.firing(RuleOutcome.NOT_APPLICABLE, data={"template": template.code})
+        # Work for other patients (e.g. the transplant-only immunosuppression review): nothing to do, nothing
+        # recorded, as a rule whose condition did not hold.
         return
     # A rule's urgent work is not held back behind routine prerequisites: the finding is the reason to act now.
     new = new_task_from_template(
