@@ -82,5 +82,8 @@ def test_the_precaution_shows_on_the_patient_page_and_on_the_nurses_tasks_only(w
     assert 'data-precaution="avoid-local-tissue-trauma"' in card
     nephrology = Task.objects.filter(enrollment=world.enrollment, role="nephrology").first()
     assert nephrology is not None
+    # The nurse sees only the pools of her roles; the coordinator sees every task on the page.
+    content = client_as(world.users["coordinator"]).get(f"/patients/{world.patient.pk}/").content.decode()
+    assert 'data-precaution="avoid-local-tissue-trauma"' in content.split(f'id="task-{world.task.pk}"', 1)[1]
     card = content.split(f'id="task-{nephrology.pk}"', 1)[1].split("</article>", 1)[0]
     assert "data-precaution" not in card
