@@ -33,13 +33,14 @@ from pathways.api.filters import TaskFilter
 from pathways.api.pagination import MAX_PAGE_SIZE, BoundedLimitOffsetPagination
 from pathways.api.serializers import TaskSerializer
 from pathways.choices import OPEN_TASK_STATUSES
-from pathways.models import Enrollment, Task, TaskTemplate, User
+from pathways.models import Enrollment, PathwayTemplate, Task, TaskTemplate, User
 from pathways.selectors.tasks import task_list, task_queue_for_user
 from pathways.services.audit import MAX_ENTITY_IDS
 
 # The TaskSerializer's fields, in its order (tests/bench compares the floor's JSON with the API's).
 TASK_FIELDS = list(TaskSerializer.Meta.fields)
 _OPEN = frozenset(str(s) for s in OPEN_TASK_STATUSES)
+_PRECAUTIONS = "_precautions"  # the pathway version's precautions column (not a field itself)
 _TOKEN_SQL = (
     'SELECT u."id", u."username", u."is_active" FROM "authtoken_token" t '  # noqa: S105 - SQL, not a secret
     'JOIN "pathways_user" u ON t."user_id" = u."id" WHERE t."key" = %s'
@@ -87,6 +88,8 @@ def _column_field(expression: Any, alias: str | None) -> str:
         return "patient"
     if model is TaskTemplate and target.attname == "code":
         return "template"
+    if model is PathwayTemplate and target.attname == "precautions":
+        return _PRECAUTIONS
     return ""
 
 
@@ -137,6 +140,11 @@ def _row_json(row: tuple[Any, ...], columns: tuple[str, ...], now: dt.datetime) 
     if isinstance(blocked, str):
         values["blocked_by"] = json.loads(blocked)
     values["is_overdue"] = values["status"] in _OPEN and values["due_at"] < now
+    # As pathways.api.serializers.task_precautions: the version's precautions that name the task's role.
+    precautions = values.get(_PRECAUTIONS) or []
+    if isinstance(precautions, str):
+        precautions = json.loads(precautions)
+    values["precautions"] = [p for p in precautions if values["role"] in p.get("roles", [])]
     return {name: _iso(values.get(name)) for name in TASK_FIELDS}
 
 

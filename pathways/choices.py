@@ -100,8 +100,25 @@ class EnrollmentStatus(models.TextChoices):
 LIVE_ENROLLMENT_STATUSES = (EnrollmentStatus.ACTIVE, EnrollmentStatus.ON_HOLD)
 
 
+class PathwayStage(models.TextChoices):
+    """The stage a task template belongs to (content key `stage`); an enrollment's stage follows its diagnosis."""
+
+    WORKUP = "workup", "Workup of suspected calciphylaxis"
+    TREATMENT = "treatment", "Treatment"
+
+
+class DiagnosisStatus(models.TextChoices):
+    """FHIR Condition.verificationStatus of calciphylaxis on an enrollment (a subset)."""
+
+    PROVISIONAL = "provisional", "Suspected (workup under way)"
+    CONFIRMED = "confirmed", "Confirmed"
+    REFUTED = "refuted", "Ruled out"
+
+
 class EnrollmentEventKind(models.TextChoices):
     ENROLLED = "enrolled", "Enrolled"
+    DIAGNOSIS_CONFIRMED = "diagnosis_confirmed", "Diagnosis confirmed"
+    DIAGNOSIS_REFUTED = "diagnosis_refuted", "Diagnosis ruled out"
     HELD = "held", "Put on hold"
     RESUMED = "resumed", "Resumed"
     COMPLETED = "completed", "Completed"
@@ -232,6 +249,17 @@ class Finding(models.TextChoices):
     PROGRESSION = "progression", "Progression despite treatment"
     NO_IMPROVEMENT = "no_improvement", "No improvement"
     WEIGHT_LOSS = "weight_loss", "Weight loss"
+
+
+class MedicationRoute(models.TextChoices):
+    """Route of administration (the common FHIR Dosage.route concepts; "" when not recorded)."""
+
+    ORAL = "oral", "Oral"
+    INTRAVENOUS = "intravenous", "Intravenous"
+    SUBCUTANEOUS = "subcutaneous", "Subcutaneous"
+    INTRAMUSCULAR = "intramuscular", "Intramuscular"
+    TOPICAL = "topical", "Topical"
+    OTHER = "other", "Other"
 
 
 class MedicationChangeKind(models.TextChoices):

@@ -28,7 +28,11 @@ def test_seed_demo_creates_sites_users_and_enrolled_patients_and_is_idempotent(p
     assert roles_held == set(Role.values)
     assert 18 <= Patient.objects.count() <= 24
     assert Enrollment.objects.count() == Patient.objects.count()
-    assert set(Patient.objects.values_list("dialysis_modality", flat=True)) >= {"HD", "PD", "transplant"}
+    assert set(Patient.objects.values_list("dialysis_modality", flat=True)) >= {"HD", "PD", "transplant", "none"}
+    # A suspected case (workup under way) at every site (issue 16).
+    suspected = Enrollment.objects.filter(diagnosis_status="provisional")
+    assert set(suspected.values_list("patient__site__code", flat=True)) == {"phx", "chi", "nyc"}
+    assert Task.objects.filter(enrollment__in=suspected, template__code="workup-labs").count() == 3
     assert any("warfarin" in meds for meds in Patient.objects.values_list("risk_medications", flat=True))
     assert "password for all: carepath-demo" in text and "coordinator.chi" in text and "enrolled patient " in text
     assert "DEMO-" not in text  # ids only: this output is part of the log of `manage.py up`

@@ -16,7 +16,14 @@ from rest_framework.response import Response
 from pathways.api.base import ScopedViewSet, StrictSerializer, staff, validated_body
 from pathways.api.fields import AwareDateTimeField, AwareDateTimeFilter, StrictIntegerField
 from pathways.api.filters import IdFilter, StrictBooleanFilter
-from pathways.choices import DerivedCode, Finding, MedicationChangeKind, ObservationCode, RiskMedication
+from pathways.choices import (
+    DerivedCode,
+    Finding,
+    MedicationChangeKind,
+    MedicationRoute,
+    ObservationCode,
+    RiskMedication,
+)
 from pathways.models import Flag, MedicationChange, Observation, RuleFiring
 from pathways.selectors.access import scope_enrollments
 from pathways.services.medications import medication_change_record
@@ -91,7 +98,7 @@ class RuleFiringSerializer(serializers.ModelSerializer):
 class MedicationChangeSerializer(serializers.ModelSerializer):
     class Meta:
         model = MedicationChange
-        fields = ["id", "enrollment", "medication", "drug_name", "kind", "note", "effective_at", "recorded_at"]
+        fields = ["id", "enrollment", "medication", "drug_name", "kind", "route", "note", "effective_at", "recorded_at"]
         read_only_fields = fields
 
 
@@ -157,6 +164,13 @@ class MedicationChangeCreateSerializer(StrictSerializer):
     medication = serializers.ChoiceField(choices=RiskMedication.choices)
     drug_name = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=MedicationChangeKind.choices, default=MedicationChangeKind.STARTED)
+    route = serializers.ChoiceField(
+        choices=MedicationRoute.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Route of administration; subcutaneous raises the pathway's skin-precaution flag.",
+    )
     note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     effective_at = AwareDateTimeField(required=False, allow_null=True, default=None)
 
@@ -279,6 +293,7 @@ class MedicationChangeViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, Sc
             medication=data["medication"],
             drug_name=data["drug_name"],
             kind=data["kind"],
+            route=data["route"],
             note=data["note"],
             effective_at=data["effective_at"],
             actor=staff(request),

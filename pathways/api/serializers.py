@@ -19,6 +19,7 @@ from pathways.api.base import StrictSerializer
 from pathways.api.fields import AwareDateTimeField, BoundedDateField, LocalTimeField, StrictIntegerField, strict_id
 from pathways.choices import (
     OPEN_TASK_STATUSES,
+    DiagnosisStatus,
     DialysisModality,
     RiskFactor,
     RiskMedication,
@@ -28,6 +29,7 @@ from pathways.choices import (
     Weekday,
 )
 from pathways.domain import instants
+from pathways.domain.applicability import precautions_for_role
 from pathways.errors import InvalidInput
 from pathways.models import (
     CareTeamMember,
@@ -84,6 +86,7 @@ class TaskTemplateSerializer(serializers.ModelSerializer):
             "code",
             "title",
             "prong",
+            "stage",
             "role",
             "supporting_roles",
             "priority",
@@ -121,6 +124,7 @@ class PathwayTemplateSerializer(serializers.ModelSerializer):
             "description",
             "status",
             "citations",
+            "precautions",
             "content_hash",
             "created_at",
             "task_templates",
@@ -129,9 +133,24 @@ class PathwayTemplateSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class PrecautionSerializer(serializers.Serializer):
+    """A standing precaution of the pathway version (content key `precautions`)."""
+
+    code = serializers.CharField()
+    text = serializers.CharField()
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices))
+    citation = serializers.CharField()
+
+
+def task_precautions(task: Task) -> list[dict[str, Any]]:
+    """The pinned version's standing precautions that name the task's role (shapes as PrecautionSerializer)."""
+    return precautions_for_role(task.enrollment.template.precautions, task.role)
+
+
 class EnrollmentSerializer(serializers.ModelSerializer):
     pathway = serializers.CharField(source="pathway_slug", read_only=True)
     pathway_version = serializers.IntegerField(source="template.version", read_only=True)
+    precautions = PrecautionSerializer(source="template.precautions", many=True, read_only=True)
 
     class Meta:
         model = Enrollment
@@ -142,6 +161,9 @@ class EnrollmentSerializer(serializers.ModelSerializer):
             "template",
             "pathway_version",
             "status",
+            "diagnosis_status",
+            "diagnosis_recorded_at",
+            "precautions",
             "coordinator",
             "enrolled_at",
             "enrolled_by",
@@ -199,6 +221,7 @@ TASK_FIELDS: tuple[tuple[str, Callable[[Task], Any]], ...] = (
     ("is_overdue", _task_is_overdue),
     ("blocked_by", lambda t: t.blocked_by),
     ("instructions", lambda t: str(t.instructions)),
+    ("precautions", task_precautions),
     ("started_at", lambda t: _datetime(t.started_at)),
     ("completed_at", lambda t: _datetime(t.completed_at)),
     ("completed_by", lambda t: t.completed_by_id),
@@ -215,6 +238,7 @@ class TaskSerializer(serializers.ModelSerializer):
     patient = serializers.IntegerField(source="enrollment.patient_id", read_only=True)
     template: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="code", read_only=True)
     is_overdue = serializers.SerializerMethodField()
+    precautions = serializers.SerializerMethodField()
     # Blank when no rule created the task / when the task is not on hold (the schema must allow "").
     rule_code = serializers.CharField(read_only=True, allow_blank=True)
     status_before_hold = serializers.ChoiceField(choices=TaskStatus.choices, allow_blank=True, read_only=True)
@@ -227,6 +251,10 @@ class TaskSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.BooleanField())
     def get_is_overdue(self, task: Task) -> bool:
         return _task_is_overdue(task)
+
+    @extend_schema_field(PrecautionSerializer(many=True))
+    def get_precautions(self, task: Task) -> list[dict[str, Any]]:
+        return task_precautions(task)
 
     def to_representation(self, instance: Task) -> dict[str, Any]:
         """The fields of TASK_FIELDS, read by their getters. DRF's generic path (instantiating 29 fields per
@@ -315,6 +343,21 @@ class EnrollmentCreateSerializer(StrictSerializer):
     patient = ScopedPrimaryKeyField(scope=scope_patients)
     pathway = serializers.SlugField(max_length=64, help_text="Pathway slug; its active version is applied.")
     coordinator = ScopedPrimaryKeyField(scope=scope_users, required=False, allow_null=True, default=None)
+    diagnosis_status = serializers.ChoiceField(
+        choices=[DiagnosisStatus.PROVISIONAL, DiagnosisStatus.CONFIRMED],
+        default=DiagnosisStatus.CONFIRMED,
+        help_text="provisional: a suspected case, workup templates only; confirmed (default): treatment.",
+    )
+
+
+class DiagnosisSerializer(StrictSerializer):
+    diagnosis_status = serializers.ChoiceField(
+        choices=[DiagnosisStatus.CONFIRMED, DiagnosisStatus.REFUTED],
+        help_text="confirmed starts treatment; refuted (ruled out) completes the enrollment.",
+    )
+    reason = serializers.CharField(
+        max_length=2000, required=False, default="", allow_blank=True, help_text="Required when refuted."
+    )
 
 
 class ReasonSerializer(StrictSerializer):

@@ -107,6 +107,7 @@ class PathwayViewSet(ScopedReadOnlyViewSet):
     resume=extend_schema(request=None, responses=s.EnrollmentSerializer),
     complete=extend_schema(request=s.OptionalReasonSerializer, responses=s.EnrollmentSerializer),
     revoke=extend_schema(request=s.ReasonSerializer, responses=s.EnrollmentSerializer),
+    diagnosis=extend_schema(request=s.DiagnosisSerializer, responses=s.EnrollmentSerializer),
     release_hold=extend_schema(request=s.ReleaseHoldSerializer, responses=s.EnrollmentSerializer),
     care_team=[
         extend_schema(
@@ -148,6 +149,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
             patient_id=data["patient"].pk,
             pathway_slug=data["pathway"],
             coordinator=data["coordinator"],
+            diagnosis_status=data["diagnosis_status"],
             actor=staff(request),
         )
         return Response(self._out(enrollment.pk), status=status.HTTP_201_CREATED)
@@ -175,6 +177,20 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         data = _validated(s.OptionalReasonSerializer, request)
         enrollment_services.enrollment_complete(
             enrollment_id=enrollment.pk, actor=staff(request), reason=data["reason"]
+        )
+        return Response(self._out(enrollment.pk))
+
+    @action(detail=True, methods=["post"])
+    def diagnosis(self, request: Request, pk: str) -> Response:
+        """Record a suspected case's diagnosis: confirmed starts the treatment templates (first-due days from
+        now); refuted (ruled out, reason required) completes the enrollment and cancels its open workup tasks."""
+        enrollment = self.get_object()
+        data = _validated(s.DiagnosisSerializer, request)
+        enrollment_services.enrollment_diagnosis_record(
+            enrollment_id=enrollment.pk,
+            diagnosis_status=data["diagnosis_status"],
+            reason=data["reason"],
+            actor=staff(request),
         )
         return Response(self._out(enrollment.pk))
 

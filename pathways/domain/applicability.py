@@ -1,21 +1,37 @@
-"""Which task templates apply to a patient: the `applies_if` condition of a template, evaluated on the patient.
+"""Which task templates apply to a patient: the template's stage and its `applies_if` condition, evaluated on the
+patient.
 
-Enrollment, the enrollment preview and the benchmark data generator all ask here, so they cannot disagree.
+Enrollment, confirming a diagnosis, the enrollment preview, the rule engine and the benchmark data generator all
+ask here, so they cannot disagree.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pathways.choices import PathwayStage
 
 if TYPE_CHECKING:
     from pathways.models import Patient, TaskTemplate
 
 
-def template_applies(template: TaskTemplate, patient: Patient) -> bool:
-    """Does a template's applicability condition hold for this patient (as recorded at enrollment)?"""
+def template_applies(template: TaskTemplate, patient: Patient, *, stage: str | None = PathwayStage.TREATMENT) -> bool:
+    """Does a template belong to `stage` and does its applicability condition hold for this patient?
+
+    `stage` is a PathwayStage value: "workup" while the diagnosis is suspected, "treatment" from the diagnosis on
+    (the default: enrolment directly in treatment). None skips the stage test (a rule creating a task from a
+    template asks only whether the patient is one the template is for).
+    """
+    if stage is not None and template.stage != stage:
+        return False
     condition = template.applies_if or {}
     modalities = condition.get("dialysis_modality")
     if modalities and patient.dialysis_modality not in modalities:
         return False
     medications = condition.get("medications_any")
     return not (medications and not set(medications) & set(patient.risk_medications or []))
+
+
+def precautions_for_role(precautions: list[dict[str, Any]] | None, role: str) -> list[dict[str, Any]]:
+    """The standing precautions (PathwayTemplate.precautions: [{code, text, roles, citation}]) naming `role`."""
+    return [p for p in precautions or [] if role in p.get("roles", [])]

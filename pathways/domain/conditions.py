@@ -10,6 +10,8 @@ Grammar (YAML in the content file; values in the code's canonical unit, docs/cli
 - ``{any: [cond, ...]}`` / ``{all: [cond, ...]}``: combinators, non-empty lists, nested freely.
 - ``{event: finding, findings_any: [Finding, ...]}``: the trigger's assessment findings include one of these.
 - ``{event: medication_started, medications_any: [RiskMedication, ...]}``: a ``started`` medication change.
+- ``{event: medication_route, routes_any: [MedicationRoute, ...]}``: a medication change (not ``stopped``) by
+  one of these routes.
 - On a code, ``{observation: ObservationCode, ...}`` or ``{derived: DerivedCode, ...}``, plus exactly one of:
   - ``op: gt|ge|lt|le`` with ``value: number``, or with ``times_upper_normal: number`` (compared with
     number x the observation's ``reference_high``; no reference_high, no match);
@@ -35,7 +37,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-from pathways.choices import DerivedCode, Finding, MedicationChangeKind, ObservationCode, RiskMedication
+from pathways.choices import (
+    DerivedCode,
+    Finding,
+    MedicationChangeKind,
+    MedicationRoute,
+    ObservationCode,
+    RiskMedication,
+)
 
 if TYPE_CHECKING:
     from pathways.models import MedicationChange, Observation
@@ -217,7 +226,25 @@ class MedicationStarted(Event):
         return []
 
 
-EVENTS: dict[str, type[Event]] = {FindingEvent.name: FindingEvent, MedicationStarted.name: MedicationStarted}
+class MedicationRouteEvent(Event):
+    """``{event: medication_route, routes_any: [...]}``: a medication started or changed by one of these routes
+    (a standing precaution such as "no subcutaneous injections" is checked with it)."""
+
+    name, list_key, allowed = "medication_route", "routes_any", MedicationRoute.values
+
+    def matches(self, facts: Facts, history: History) -> list[Match]:
+        change = facts.medication_change
+        if change and change.kind != MedicationChangeKind.STOPPED and change.route in self.values:
+            data = {"medication": change.medication, "drug_name": change.drug_name, "route": change.route}
+            return [Match(None, data)]
+        return []
+
+
+EVENTS: dict[str, type[Event]] = {
+    FindingEvent.name: FindingEvent,
+    MedicationStarted.name: MedicationStarted,
+    MedicationRouteEvent.name: MedicationRouteEvent,
+}
 
 
 # --- conditions on an observation or derived code -------------------------------------------------------

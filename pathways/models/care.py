@@ -10,6 +10,7 @@ from django.db.models import Q
 
 from pathways.choices import (
     LIVE_ENROLLMENT_STATUSES,
+    DiagnosisStatus,
     DialysisModality,
     EnrollmentEventKind,
     EnrollmentStatus,
@@ -80,6 +81,16 @@ class Enrollment(models.Model):
     # Copied from the template so the database can enforce one live enrollment per pathway.
     pathway_slug = models.SlugField(max_length=64)
     status = models.CharField(max_length=16, choices=EnrollmentStatus.choices, default=EnrollmentStatus.ACTIVE)
+    # Provisional (suspected): only workup templates apply; recording the diagnosis confirms or refutes it.
+    # db_default: rows written by bulk COPY (the bench) or before this field existed are direct treatment.
+    diagnosis_status = models.CharField(
+        max_length=16,
+        choices=DiagnosisStatus.choices,
+        default=DiagnosisStatus.CONFIRMED,
+        db_default=DiagnosisStatus.CONFIRMED,
+    )
+    # When the diagnosis was confirmed or ruled out (null while suspected, and for direct treatment enrollments).
+    diagnosis_recorded_at = models.DateTimeField(null=True, blank=True)
     coordinator = models.ForeignKey(
         User, on_delete=models.PROTECT, null=True, blank=True, related_name="coordinated_enrollments"
     )
@@ -103,6 +114,10 @@ class Enrollment(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=EnrollmentStatus.values),
                 name="%(app_label)s_%(class)s_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(diagnosis_status__in=DiagnosisStatus.values),
+                name="%(app_label)s_%(class)s_diagnosis_status_valid",
             ),
         ]
         indexes = [models.Index(fields=["status", "patient"], name="pathways_enr_status_patient")]

@@ -9,6 +9,7 @@ from pathways.choices import (
     DerivedCode,
     FlagSeverity,
     MedicationChangeKind,
+    MedicationRoute,
     ObservationCode,
     RiskMedication,
     RuleOutcome,
@@ -108,6 +109,8 @@ class MedicationChange(models.Model):
     # The drug as ordered (e.g. "calcium acetate 667 mg"), named in the review task.
     drug_name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=MedicationChangeKind.choices)
+    # Route of administration; "" when not recorded. Subcutaneous breaks the skin precaution (a rule flags it).
+    route = models.CharField(max_length=16, choices=MedicationRoute.choices, blank=True, default="", db_default="")
     note = models.TextField(blank=True)
     effective_at = models.DateTimeField()
     recorded_at = models.DateTimeField()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from pathways.choices import Priority, Prong, RecurrenceKind, Role, TemplateStatus
+from pathways.choices import PathwayStage, Priority, Prong, RecurrenceKind, Role, TemplateStatus
 
 
 class PathwayTemplate(models.Model):
@@ -17,6 +17,9 @@ class PathwayTemplate(models.Model):
     description = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=TemplateStatus.choices, default=TemplateStatus.DRAFT)
     citations = models.JSONField(default=list, blank=True)
+    # Standing precautions: [{"code", "text", "roles": [Role, ...], "citation"}], shown on the enrollment and
+    # on every task owned by one of the named roles (docs/pathway-content.md, "Precautions").
+    precautions = models.JSONField(default=list, blank=True, db_default=[])
     # sha256 of the normalized content: reloading identical content is recognised and changes nothing.
     content_hash = models.CharField(max_length=64)
     source_file = models.CharField(max_length=255, blank=True)
@@ -44,6 +47,10 @@ class TaskTemplate(models.Model):
     code = models.SlugField(max_length=64)
     title = models.CharField(max_length=255)
     prong = models.CharField(max_length=32, choices=Prong.choices)
+    # Workup templates run while the diagnosis is suspected; treatment templates from the diagnosis on.
+    stage = models.CharField(
+        max_length=16, choices=PathwayStage.choices, default=PathwayStage.TREATMENT, db_default=PathwayStage.TREATMENT
+    )
     role = models.CharField(max_length=32, choices=Role.choices)
     # Other roles that share the work (e.g. pharmacy with nephrology); informational, the pool is `role`.
     supporting_roles = models.JSONField(default=list, blank=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from pathways.choices import LIVE_ENROLLMENT_STATUSES, Prong, RecurrenceKind, Role, TemplateStatus
+from pathways.choices import LIVE_ENROLLMENT_STATUSES, PathwayStage, Prong, RecurrenceKind, Role, TemplateStatus
 from pathways.domain.applicability import template_applies
 from pathways.domain.recurrence import PatientCalendar, RecurrenceSpec, first_occurrence, occurrences_between
 from pathways.models import Enrollment, PathwayTemplate, Patient, TaskTemplate
@@ -87,13 +87,20 @@ class EnrollmentPreview:
 
 
 def enrollment_preview(
-    *, patient: Patient, pathway_slug: str, now: dt.datetime | None = None, days: int = PREVIEW_DAYS
+    *,
+    patient: Patient,
+    pathway_slug: str,
+    now: dt.datetime | None = None,
+    days: int = PREVIEW_DAYS,
+    stage: str = PathwayStage.TREATMENT,
 ) -> EnrollmentPreview | None:
     """What enrollment_apply would create for `patient` (site loaded) from the active `pathway_slug` as of `now`.
 
     Returns None when the pathway has no active version. Day-0 tasks are the occurrences due at `now` (as
     enrollment_apply materializes until now); each schedule lists at most PREVIEW_OCCURRENCES occurrences in
-    [now, now + days). `live_enrollment` is set when the patient is already enrolled (enrolment would be refused).
+    [now, now + days). Only the templates of `stage` are previewed (treatment: enrolment as confirmed; workup:
+    a suspected case), as enrollment_apply starts only those. `live_enrollment` is set when the patient is
+    already enrolled (enrolment would be refused).
     Three queries whatever the pathway's size.
     """
     now = now or timezone.now()
@@ -105,11 +112,11 @@ def enrollment_preview(
         patient=patient, pathway_slug=pathway.slug, status__in=LIVE_ENROLLMENT_STATUSES
     ).first()
     cal = PatientCalendar.for_patient(patient)
-    for template in pathway.task_templates.all():
+    for template in pathway.task_templates.filter(stage=stage):
         if template.recurrence_kind == RecurrenceKind.ON_TRIGGER:
             preview.on_trigger.append(template)
             continue
-        if not template_applies(template, patient):
+        if not template_applies(template, patient, stage=stage):
             preview.not_applicable.append(template)
             continue
         spec = RecurrenceSpec.for_template(template)

@@ -26,8 +26,11 @@ _TASK_COLUMNS = tuple(f.name for f in Task._meta.concrete_fields)
 
 
 def _with_related(qs: QuerySet[Task]) -> QuerySet[Task]:
-    # Everything the task serializer touches, in the same query (no N+1 on list endpoints).
-    return qs.select_related("enrollment", "template").only(*_TASK_COLUMNS, "enrollment__patient", "template__code")
+    # Everything the task serializer touches, in the same query (no N+1 on list endpoints); the pinned pathway
+    # version's standing precautions (a short list) are shown on the tasks of the roles they name.
+    return qs.select_related("enrollment__template", "template").only(
+        *_TASK_COLUMNS, "enrollment__patient", "enrollment__template__precautions", "template__code"
+    )
 
 
 def task_list(*, user: User) -> QuerySet[Task]:

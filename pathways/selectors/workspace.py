@@ -19,6 +19,7 @@ from pathways.models import (
     MedicationChange,
     Notification,
     Observation,
+    PathwayTemplate,
     Patient,
     Task,
     TaskEvent,
@@ -41,6 +42,8 @@ _ROW_RELATED = (
     "enrollment__patient__family_name",
     "enrollment__patient__site__code",
     "enrollment__patient__site__timezone",
+    # task_queue_for_user joins the pinned version for the API's precautions; loading the column keeps the join.
+    "enrollment__template__precautions",
     "template__code",
     "assignee__username",
     "assignee__first_name",
@@ -69,7 +72,9 @@ DUE_FILTERS = ("today", "week", "overdue")
 
 
 def _rows(qs: QuerySet[Task]) -> QuerySet[Task]:
-    return qs.select_related("enrollment__patient__site", "template", "assignee").only(*_TASK_COLUMNS, *_ROW_RELATED)
+    return qs.select_related("enrollment__patient__site", "enrollment__template", "template", "assignee").only(
+        *_TASK_COLUMNS, *_ROW_RELATED
+    )
 
 
 def my_work(
@@ -227,3 +232,10 @@ def patient_page(*, user: User, patient_id: int, now: dt.datetime) -> PatientPag
     timeline.sort(key=lambda item: item[0], reverse=True)
     page.timeline = timeline[:TIMELINE_EVENTS]
     return page
+
+
+def precautions_by_version(version_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
+    """The standing precautions of pathway versions, by version id (one query; {} for no ids)."""
+    if not version_ids:
+        return {}
+    return dict(PathwayTemplate.objects.filter(pk__in=version_ids).values_list("pk", "precautions"))

@@ -18,6 +18,7 @@ from pathways.choices import (
     WEEKDAY_CODES,
     DialysisModality,
     FlagSeverity,
+    PathwayStage,
     Priority,
     Prong,
     RecurrenceKind,
@@ -32,11 +33,12 @@ from pathways.models import PathwayTemplate, Rule, TaskTemplate
 
 Problem = tuple[str, str, str, str]  # (file, code, field, message)
 
-TOP_KEYS = {"slug", "title", "description", "citations", "task_templates", "rules"}
+TOP_KEYS = {"slug", "title", "description", "citations", "precautions", "task_templates", "rules"}
 TEMPLATE_KEYS = {
     "code",
     "title",
     "prong",
+    "stage",
     "role",
     "supporting_roles",
     "priority",
@@ -50,6 +52,10 @@ TEMPLATE_KEYS = {
     "citation",
 }
 RULE_KEYS = {"code", "description", "when", "then", "citation"}
+PRECAUTION_KEYS = {"code", "text", "roles", "citation"}
+# Every template, rule and precaution says where it comes from (issue 16): a source named in
+# shared/clinical/calciphylaxis-pathway.md, or "Proposed: ..." when no published figure was found.
+CITATION_REQUIRED = "is required: name a source from the clinical reference, or start with 'Proposed'"
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,11 @@ def _normalize_template(raw: dict[str, Any], position: int, check: _Checker) -> 
         if not raw.get(key):
             check.add(code, key, "is required")
     check.choice(code, "prong", raw.get("prong"), Prong.values)
+    stage = raw.get("stage", PathwayStage.TREATMENT)
+    check.choice(code, "stage", stage, PathwayStage.values)
     check.choice(code, "role", raw.get("role"), SPECIALIST_ROLES)
+    if not str(raw.get("citation") or "").strip():
+        check.add(code, "citation", CITATION_REQUIRED)
     supporting = raw.get("supporting_roles") or []
     if not isinstance(supporting, list):
         check.add(code, "supporting_roles", "must be a list of roles")
@@ -176,6 +186,7 @@ def _normalize_template(raw: dict[str, Any], position: int, check: _Checker) -> 
         "code": code,
         "title": str(raw.get("title") or ""),
         "prong": raw.get("prong"),
+        "stage": stage,
         "role": raw.get("role"),
         "supporting_roles": list(supporting),
         "priority": priority,
@@ -258,6 +269,46 @@ def _check_actions(actions: object, template_codes: set[str], code: str, check: 
             check.add(code, f"{field}.due_within_hours", "must be a whole number of hours, at least 1")
 
 
+def _normalize_precautions(raw: object, check: _Checker) -> list[dict[str, Any]]:
+    """Standing precautions: [{code, text, roles: [Role, ...], citation}], each shown to the roles it names."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        check.add("", "precautions", "must be a list of {code, text, roles, citation}")
+        return []
+    out, codes = [], set()
+    for position, item in enumerate(raw):
+        if not isinstance(item, dict):
+            check.add(f"precaution #{position}", "(precaution)", "must be a mapping")
+            continue
+        code = str(item.get("code") or f"precaution #{position}")
+        for key in sorted(set(item) - PRECAUTION_KEYS):
+            check.add(code, key, "unknown field")
+        for key in ("code", "text"):
+            if not str(item.get(key) or "").strip():
+                check.add(code, key, "is required")
+        if not str(item.get("citation") or "").strip():
+            check.add(code, "citation", CITATION_REQUIRED)
+        if code in codes:
+            check.add(code, "code", "duplicate precaution code")
+        codes.add(code)
+        roles = item.get("roles")
+        if not isinstance(roles, list) or not roles:
+            check.add(code, "roles", "must be a non-empty list of roles")
+            roles = []
+        for role in roles:
+            check.choice(code, "roles", role, SPECIALIST_ROLES)
+        out.append(
+            {
+                "code": code,
+                "text": str(item.get("text") or "").strip(),
+                "roles": list(roles),
+                "citation": str(item.get("citation") or "").strip(),
+            }
+        )
+    return out
+
+
 def pathway_content_parse(*, text: str, source: str) -> dict[str, Any]:
     """Validate one content document and return its normalized form; raises ContentError listing every problem."""
     check = _Checker(source)
@@ -314,6 +365,8 @@ def pathway_content_parse(*, text: str, source: str) -> dict[str, Any]:
         for field, message in condition_check(item.get("when"), "when"):
             check.add(code, field, message)
         _check_actions(item.get("then"), seen, code, check)
+        if not str(item.get("citation") or "").strip():
+            check.add(code, "citation", CITATION_REQUIRED)
         rules.append(
             {
                 "code": code,
@@ -325,6 +378,8 @@ def pathway_content_parse(*, text: str, source: str) -> dict[str, Any]:
             }
         )
 
+    precautions = _normalize_precautions(raw.get("precautions"), check)
+
     if check.problems:
         raise ContentError(check.problems)
     document = {
@@ -332,6 +387,7 @@ def pathway_content_parse(*, text: str, source: str) -> dict[str, Any]:
         "title": raw["title"],
         "description": str(raw.get("description") or "").strip(),
         "citations": list(raw.get("citations") or []),
+        "precautions": precautions,
         "task_templates": templates,
         "rules": rules,
     }
@@ -355,6 +411,7 @@ def _write_document(document: dict[str, Any], source: str) -> LoadResult:
         description=document["description"],
         status=TemplateStatus.ACTIVE,
         citations=document["citations"],
+        precautions=document["precautions"],
         content_hash=document["content_hash"],
         source_file=source,
     )
@@ -398,3 +455,37 @@ def pathways_load(*, paths: list[Path], progress: Callable[[str], None] | None =
 def content_files(directory: Path) -> list[Path]:
     """The content files in a directory, in a stable order."""
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ").strip() or "—"
+
+
+def pathway_sources_table(*, document: dict[str, Any]) -> str:
+    """Markdown tables listing every precaution, task template and rule of a parsed document with its citation.
+
+    docs/pathway-content.md and docs/clinical-rules.md carry this text between their sources-table markers
+    (a test checks they match the bundled file); `manage.py load_pathways --sources-table` prints it.
+    """
+    lines = [
+        f"Generated from `{document['slug']}` ({len(document['task_templates'])} task templates, "
+        f"{len(document['rules'])} rules). A citation that says *proposed* marks a default for which no "
+        "published figure was found.",
+        "",
+        "| precaution | roles | source |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| `{p['code']}`: {_cell(p['text'])} | {', '.join(p['roles'])} | {_cell(p['citation'])} |"
+        for p in document["precautions"]
+    ]
+    lines += ["", "| task template | stage | role | applies if | source |", "|---|---|---|---|---|"]
+    for t in document["task_templates"]:
+        applies = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in sorted(t["applies_if"].items()))
+        lines.append(
+            f"| `{t['code']}` {_cell(t['title'])} | {t['stage']} | {t['role']} | {_cell(applies)} "
+            f"| {_cell(t['citation'])} |"
+        )
+    lines += ["", "| rule | description | source |", "|---|---|---|"]
+    lines += [f"| `{r['code']}` | {_cell(r['description'])} | {_cell(r['citation'])} |" for r in document["rules"]]
+    return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from django.utils import timezone
 from pathways.choices import (
     LIVE_ENROLLMENT_STATUSES,
     SPECIALIST_ROLES,
+    DiagnosisStatus,
     DialysisModality,
     RiskFactor,
     Role,
@@ -58,7 +59,13 @@ GIVEN = [
 ]
 FAMILY = ["Testpatient", "Demoson", "Samplewood", "Mockford", "Fictivo"]
 DAY_SETS = [[0, 2, 4], [1, 3, 5]]
-MODALITIES = [DialysisModality.HEMODIALYSIS] * 3 + [DialysisModality.PERITONEAL, DialysisModality.TRANSPLANT]
+# Hemodialysis most often; a peritoneal-dialysis patient, a kidney transplant recipient (immunosuppression
+# review) and a patient not on dialysis (non-uremic: the underlying-cause workup) too (issue 16).
+MODALITIES = [DialysisModality.HEMODIALYSIS] * 3 + [
+    DialysisModality.PERITONEAL,
+    DialysisModality.TRANSPLANT,
+    DialysisModality.NONE,
+]
 MEDICATION_SETS = [["warfarin", "calcium_binder"], [], ["vitamin_d"], ["iron", "corticosteroid"], ["warfarin"]]
 RISK_SETS = [
     ["diabetes", "obesity"],
@@ -186,6 +193,8 @@ def demo_seed(
                 pathway_slug="calciphylaxis",
                 actor=coordinator,
                 coordinator=coordinator,
+                # Each site's newest patient is a suspected case: the workup runs, the diagnosis is pending.
+                diagnosis_status=(DiagnosisStatus.PROVISIONAL if n == 0 else DiagnosisStatus.CONFIRMED),
                 now=enrolled_at,
             )
             for role, user in specialists.items():

@@ -14,8 +14,10 @@ from pathways.choices import (
     LIVE_ENROLLMENT_STATUSES,
     OPEN_TASK_STATUSES,
     SPECIALIST_ROLES,
+    DiagnosisStatus,
     EnrollmentEventKind,
     EnrollmentStatus,
+    PathwayStage,
     RecurrenceKind,
     Role,
     RuleOutcome,
@@ -34,6 +36,7 @@ from pathways.models import (
     RuleFiring,
     Schedule,
     Task,
+    TaskTemplate,
     User,
 )
 from pathways.selectors.access import can_enroll_patient, can_manage_enrollment, is_admin
@@ -76,13 +79,26 @@ def enrollment_apply(
     pathway_slug: str,
     actor: User | None,
     coordinator: User | None = None,
+    diagnosis_status: str = DiagnosisStatus.CONFIRMED,
     now: dt.datetime | None = None,
 ) -> Enrollment:
     """Apply the active version of a pathway to a patient: day-0 tasks now, a schedule for later work.
 
+    `diagnosis_status` "confirmed" (the default) starts the treatment templates; "provisional" (a suspected
+    case) starts only the workup templates, and enrollment_diagnosis_record later moves the enrollment on.
     Tasks land in role pools (nothing is assigned). A second live enrollment in the same pathway is refused.
+    Raises InvalidInput (unknown pathway, diagnosis status or coordinator), NotPermitted, AlreadyEnrolled.
     """
     now = now or timezone.now()
+    stages: dict[str, str] = {
+        DiagnosisStatus.PROVISIONAL: PathwayStage.WORKUP,
+        DiagnosisStatus.CONFIRMED: PathwayStage.TREATMENT,
+    }
+    if diagnosis_status not in stages:
+        raise InvalidInput(
+            f"an enrollment starts as {DiagnosisStatus.PROVISIONAL} (suspected) or {DiagnosisStatus.CONFIRMED}",
+            fields={"diagnosis_status": [f"use {DiagnosisStatus.PROVISIONAL} or {DiagnosisStatus.CONFIRMED}"]},
+        )
     try:
         patient = Patient.objects.select_for_update().select_related("site").get(pk=patient_id)
     except Patient.DoesNotExist as exc:
@@ -115,22 +131,14 @@ def enrollment_apply(
                 coordinator=coordinator,
                 enrolled_at=now,
                 enrolled_by=actor,
+                diagnosis_status=diagnosis_status,
                 medications_at_enrollment=list(patient.risk_medications),
                 risk_factors_at_enrollment=list(patient.risk_factors),
             )
     except IntegrityError as exc:  # a concurrent enrollment won the race; the constraint decides
         raise AlreadyEnrolled(f"patient {patient.pk} already has a live {pathway.slug} enrollment") from exc
 
-    applied, skipped, scheduled = [], [], []
-    for template in pathway.task_templates.all():
-        if template.recurrence_kind == RecurrenceKind.ON_TRIGGER:
-            continue
-        if not template_applies(template, patient):
-            skipped.append(template.code)
-            continue
-        applied.append(template.code)
-        scheduled.append(template)
-    schedules_start(enrollment=enrollment, templates=scheduled, actor=actor, now=now)
+    applied, skipped = _start_stage(enrollment, patient, stage=stages[diagnosis_status], actor=actor, now=now)
     if coordinator is not None:
         CareTeamMember.objects.create(enrollment=enrollment, user=coordinator, role=Role.COORDINATOR, period_start=now)
     _record(
@@ -138,9 +146,89 @@ def enrollment_apply(
         EnrollmentEventKind.ENROLLED,
         actor=actor,
         at=now,
-        data={"pathway": pathway.slug, "version": pathway.version, "applied": applied, "not_applicable": skipped},
+        data={
+            "pathway": pathway.slug,
+            "version": pathway.version,
+            "diagnosis_status": diagnosis_status,
+            "applied": applied,
+            "not_applicable": skipped,
+        },
     )
     return enrollment
+
+
+def _start_stage(
+    enrollment: Enrollment, patient: Patient, *, stage: str, actor: User | None, now: dt.datetime
+) -> tuple[list[str], list[str]]:
+    """Start the schedules of the pinned version's templates of one stage that apply to the patient, anchored
+    at `now` (first-due days count from it). Returns the template codes (applied, not applicable)."""
+    applied: list[str] = []
+    skipped: list[str] = []
+    scheduled: list[TaskTemplate] = []
+    for template in TaskTemplate.objects.filter(pathway_id=enrollment.template_id, stage=stage):
+        if template.recurrence_kind == RecurrenceKind.ON_TRIGGER:
+            continue
+        if not template_applies(template, patient, stage=stage):
+            skipped.append(template.code)
+            continue
+        applied.append(template.code)
+        scheduled.append(template)
+    schedules_start(enrollment=enrollment, templates=scheduled, actor=actor, now=now)
+    return applied, skipped
+
+
+@transaction.atomic
+def enrollment_diagnosis_record(
+    *, enrollment_id: int, diagnosis_status: str, actor: User | None, reason: str = "", now: dt.datetime | None = None
+) -> Enrollment:
+    """Record the diagnosis of a suspected case (FHIR Condition.verificationStatus).
+
+    "confirmed" starts the treatment templates that apply to the patient, their first-due days counted from
+    now (the confirmation); open workup tasks stay open for the team to finish. "refuted" (ruled out, a reason
+    required) completes the enrollment with that reason: open workup tasks are cancelled through the one
+    transition function and schedules finish. Raises InvalidInput (status, reason), NotPermitted (not a
+    coordinator at the patient's site), IllegalTransition (the diagnosis is not pending, or the enrollment is
+    not active).
+    """
+    now = now or timezone.now()
+    enrollment = _lock_enrollment(enrollment_id)
+    _require_manager(actor, enrollment)
+    if diagnosis_status not in (DiagnosisStatus.CONFIRMED, DiagnosisStatus.REFUTED):
+        raise InvalidInput(
+            f"record the diagnosis as {DiagnosisStatus.CONFIRMED} or {DiagnosisStatus.REFUTED}",
+            fields={"diagnosis_status": [f"use {DiagnosisStatus.CONFIRMED} or {DiagnosisStatus.REFUTED}"]},
+        )
+    if enrollment.diagnosis_status != DiagnosisStatus.PROVISIONAL:
+        raise IllegalTransition(f"the diagnosis is already {enrollment.diagnosis_status}, not suspected")
+    if enrollment.status != EnrollmentStatus.ACTIVE:
+        raise IllegalTransition(f"a {enrollment.status} enrollment's diagnosis cannot be recorded; resume it first")
+    reason = reason.strip()
+    if diagnosis_status == DiagnosisStatus.REFUTED and not reason:
+        raise InvalidInput("say why the diagnosis was ruled out", fields={"reason": ["required"]})
+    enrollment.diagnosis_status, enrollment.diagnosis_recorded_at = diagnosis_status, now
+    enrollment.save(update_fields=["diagnosis_status", "diagnosis_recorded_at"])
+    if diagnosis_status == DiagnosisStatus.CONFIRMED:
+        applied, skipped = _start_stage(
+            enrollment, enrollment.patient, stage=PathwayStage.TREATMENT, actor=actor, now=now
+        )
+        _record(
+            enrollment,
+            EnrollmentEventKind.DIAGNOSIS_CONFIRMED,
+            actor=actor,
+            at=now,
+            reason=reason,
+            data={"applied": applied, "not_applicable": skipped},
+        )
+        return enrollment
+    _record(enrollment, EnrollmentEventKind.DIAGNOSIS_REFUTED, actor=actor, at=now, reason=reason)
+    return _end(
+        enrollment.pk,
+        actor=actor,
+        reason=f"calciphylaxis ruled out: {reason}",
+        status=EnrollmentStatus.COMPLETED,
+        kind=EnrollmentEventKind.COMPLETED,
+        now=now,
+    )
 
 
 def _require_manager(actor: User | None, enrollment: Enrollment) -> None:

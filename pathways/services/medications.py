@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from pathways.choices import MedicationChangeKind, RiskMedication
+from pathways.choices import MedicationChangeKind, MedicationRoute, RiskMedication
 from pathways.domain import instants
 from pathways.errors import InvalidInput
 from pathways.models import MedicationChange, RuleFiring, Task, User
@@ -33,6 +33,7 @@ def medication_change_record(
     medication: str,
     drug_name: str,
     kind: str = MedicationChangeKind.STARTED,
+    route: str = "",
     effective_at: dt.datetime | None = None,
     note: str = "",
     actor: User | None,
@@ -41,7 +42,9 @@ def medication_change_record(
     """Record a risk medication started, changed or stopped; a new order fires the medication-review rule.
 
     The patient's current risk-medication list follows (started adds, stopped removes); what was captured
-    at enrollment stays on the enrollment as it was.
+    at enrollment stays on the enrollment as it was. `route` (a MedicationRoute value, "" when not recorded)
+    is what a precaution rule reads: the bundled pathway flags a subcutaneous route (rule
+    subcutaneous-injection). Raises InvalidInput (unknown medication, kind or route; no drug name).
     """
     now = now or timezone.now()
     if medication not in RiskMedication.values:
@@ -55,6 +58,11 @@ def medication_change_record(
         raise InvalidInput(
             f"unknown change {kind!r}; accepted: {accepted}", fields={"kind": [f"use one of: {accepted}"]}
         )
+    if route and route not in MedicationRoute.values:
+        accepted = ", ".join(MedicationRoute.values)
+        raise InvalidInput(
+            f"unknown route {route!r}; accepted: {accepted}", fields={"route": [f"use one of: {accepted}"]}
+        )
     drug_name = drug_name.strip()
     if not drug_name:
         raise InvalidInput("name the drug as ordered", fields={"drug_name": ["required"]})
@@ -67,6 +75,7 @@ def medication_change_record(
         medication=medication,
         drug_name=drug_name[:200],
         kind=kind,
+        route=route,
         note=note.strip(),
         effective_at=effective_at,
         recorded_at=now,

@@ -30,6 +30,7 @@ from pathways.choices import (
     TaskEventKind,
     TaskStatus,
 )
+from pathways.domain.applicability import template_applies
 from pathways.domain.conditions import Match, condition_parse
 from pathways.models import (
     Assessment,
@@ -105,6 +106,8 @@ def _describe(rule: Rule, matches: list[Match]) -> str:
         d = m.data
         if "findings" in d:
             reasons.append("finding: " + ", ".join(d["findings"]))
+        elif "route" in d:
+            reasons.append(f"{d['drug_name']} ({d['medication']}) by the {d['route']} route")
         elif "medication" in d:
             reasons.append(f"new order: {d['drug_name']} ({d['medication']})")
         else:
@@ -171,6 +174,10 @@ def _open_rule_tasks(ctx: _Context) -> Any:
 
 def _create_task(ctx: _Context, action: dict[str, Any]) -> None:
     template = ctx.enrollment.template.task_templates.get(code=action[RuleAction.CREATE_TASK])
+    if not template_applies(template, ctx.enrollment.patient, stage=None):
+        # Work for other patients (e.g. the transplant-only immunosuppression review): nothing to do, nothing
+        # recorded, as a rule whose condition did not hold.
+        return
     # A rule's urgent work is not held back behind routine prerequisites: the finding is the reason to act now.
     new = new_task_from_template(
         template,

@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from pathways.choices import EnrollmentStatus
+from pathways.choices import DiagnosisStatus, EnrollmentStatus, PathwayStage
 from pathways.errors import DomainError
 from pathways.middleware import audit_note
 from pathways.models import Enrollment, Patient, Schedule, User
@@ -56,6 +56,7 @@ from pathways.web.coordination_forms import (
     BoardFilterForm,
     BulkAssignForm,
     CareTeamAddForm,
+    EnrolForm,
     NoInputForm,
     OptionalReasonForm,
     PatientForm,
@@ -243,14 +244,20 @@ def patient_enrol(request: HttpRequest, patient_id: int) -> HttpResponse:
     """GET: what the active pathway version would create for this patient. POST: enrol (enrollment_apply)."""
     user = _coordinator(request)
     patient = _patient(user, patient_id)
-    form = NoInputForm(_posted(request))
+    # ?suspected=1 previews the workup a suspected case starts with (and preselects it).
+    suspected = request.GET.get("suspected") == "1"
+    form = EnrolForm(_posted(request), initial={"diagnosis_status": "provisional" if suspected else "confirmed"})
     status = 200
     if request.method == "POST" and form.is_valid():
         # The coordinator who enrols becomes the enrollment's coordinator (and joins its care team as such).
         coordinator = user if is_coordinator(user) and user.sites.filter(pk=patient.site_id).exists() else None
         try:
             enrollment = enrollment_services.enrollment_apply(
-                patient_id=patient.pk, pathway_slug=PATHWAY, actor=user, coordinator=coordinator
+                patient_id=patient.pk,
+                pathway_slug=PATHWAY,
+                actor=user,
+                coordinator=coordinator,
+                diagnosis_status=form.cleaned_data["diagnosis_status"],
             )
         except DomainError as exc:
             status = form_error(form, exc)
@@ -258,7 +265,9 @@ def patient_enrol(request: HttpRequest, patient_id: int) -> HttpResponse:
             _audit_enrollment(request, enrollment, "workspace enrol")
             messages.success(request, "Enrolled. The day-0 tasks are in the role pools.")
             return HttpResponseRedirect(patient_href(patient.pk))
-    preview = enrollment_preview(patient=patient, pathway_slug=PATHWAY)
+    preview = enrollment_preview(
+        patient=patient, pathway_slug=PATHWAY, stage=PathwayStage.WORKUP if suspected else PathwayStage.TREATMENT
+    )
     if preview is None and status == 200:
         status = 409
     _audit_patient(request, patient, "workspace enrolment preview")
@@ -271,6 +280,7 @@ def patient_enrol(request: HttpRequest, patient_id: int) -> HttpResponse:
             "form": form,
             "patient_href": patient_href(patient.pk),
             "dialysis_days_label": days_label(patient.dialysis_days),
+            "suspected": suspected,
         },
         status=status,
     )
@@ -461,6 +471,8 @@ LIFECYCLE: dict[str, tuple[type[Form], str]] = {
     "resume": (NoInputForm, "Resume the enrollment"),
     "complete": (OptionalReasonForm, "Complete the enrollment"),
     "revoke": (ReasonForm, "Revoke the enrollment"),
+    "confirm": (OptionalReasonForm, "Confirm the diagnosis: start treatment"),
+    "rule-out": (ReasonForm, "Rule out calciphylaxis: complete the enrollment"),
 }
 
 
@@ -472,6 +484,13 @@ def _lifecycle_call(action: str, enrollment: Enrollment, user: User, data: dict[
         enrollment_services.enrollment_resume(enrollment_id=enrollment.pk, actor=user)
     elif action == "complete":
         enrollment_services.enrollment_complete(enrollment_id=enrollment.pk, actor=user, reason=data["reason"])
+    elif action in ("confirm", "rule-out"):
+        enrollment_services.enrollment_diagnosis_record(
+            enrollment_id=enrollment.pk,
+            diagnosis_status=DiagnosisStatus.CONFIRMED if action == "confirm" else DiagnosisStatus.REFUTED,
+            actor=user,
+            reason=data["reason"],
+        )
     else:
         enrollment_services.enrollment_revoke(enrollment_id=enrollment.pk, actor=user, reason=data["reason"])
 

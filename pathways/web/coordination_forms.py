@@ -86,6 +86,24 @@ class OptionalReasonForm(forms.Form):
     reason = forms.CharField(max_length=REASON_MAX, required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class EnrolForm(forms.Form):
+    """Enrol as confirmed (treatment, the default) or as a suspected case (the workup first)."""
+
+    diagnosis_status = forms.ChoiceField(
+        choices=[
+            ("confirmed", "Confirmed calciphylaxis: start treatment"),
+            ("provisional", "Suspected: start the workup (confirm or rule out later)"),
+        ],
+        required=False,
+        initial="confirmed",
+        widget=forms.RadioSelect,
+        label="Diagnosis",
+    )
+
+    def clean_diagnosis_status(self) -> str:
+        return self.cleaned_data.get("diagnosis_status") or "confirmed"
+
+
 class NoInputForm(forms.Form):
     """Resume takes nothing but the CSRF token."""
 

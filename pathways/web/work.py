@@ -25,6 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from pathways.choices import AuditAction, Prong, Role, RuleOutcome, TaskStatus
+from pathways.domain.applicability import precautions_for_role
 from pathways.errors import Conflict, DomainError, InvalidInput, NotFound, NotPermitted
 from pathways.middleware import audit_note
 from pathways.models import Task, TaskEvent, User
@@ -34,6 +35,7 @@ from pathways.selectors.workspace import (
 )
 from pathways.selectors.workspace import (
     notifications_for,
+    precautions_by_version,
     task_for_action,
     task_latest_change,
     user_timezone_name,
@@ -145,6 +147,8 @@ def task_rows(user: User, tasks: Iterable[Task], now: dt.datetime) -> list[dict[
     (status allows it and can_act_on_task's rule permits it; one batch lookup for the whole page)."""
     tasks = list(tasks)
     allowed = task_actions_allowed(user, tasks, ACTIONS) if tasks else {}
+    # The pinned versions' standing precautions, one query for the page (shown on the tasks of the named roles).
+    precautions = precautions_by_version({task.enrollment.template_id for task in tasks})
     rows = []
     for task in tasks:
         patient = task.enrollment.patient
@@ -180,6 +184,7 @@ def task_rows(user: User, tasks: Iterable[Task], now: dt.datetime) -> list[dict[
                     else ""
                 ),
                 "completed_local": local_time(task.completed_at, zone) if task.completed_at else "",
+                "precautions": precautions_for_role(precautions.get(task.enrollment.template_id), task.role),
             }
         )
     return rows

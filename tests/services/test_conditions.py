@@ -45,7 +45,8 @@ from tests.factories import PatientFactory
 DOC = Path(settings.BASE_DIR) / "docs" / "clinical-rules.md"
 ENROLLED_AT = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 
-Spec = dict[str, Any]  # {code: value or [series, oldest first], "findings": [...], "medication_started": name}
+# {code: value or [series, oldest first], "findings": [...], "medication_started": name, "medication_route": route}
+Spec = dict[str, Any]
 
 
 def _document(when: object, then: object = None) -> dict[str, Any]:
@@ -60,9 +61,12 @@ def _document(when: object, then: object = None) -> dict[str, Any]:
                 "prong": "support",
                 "role": "nephrology",
                 "recurrence": {"kind": "on_trigger"},
+                "citation": "Proposed: a test template.",
             }
         ],
-        "rules": [{"code": "r", "when": when, "then": then or [{"flag": {"code": "f"}}]}],
+        "rules": [
+            {"code": "r", "when": when, "then": then or [{"flag": {"code": "f"}}], "citation": "Proposed: a test rule."}
+        ],
     }
 
 
@@ -115,6 +119,15 @@ class Harness:
                     medication=value,
                     drug_name=f"{value} (test order)",
                     kind=MedicationChangeKind.STARTED,
+                )
+                continue
+            if key == "medication_route":
+                change = MedicationChange(
+                    enrollment=self.enrollment,
+                    medication="corticosteroid",
+                    drug_name=f"dexamethasone ({value}, test order)",
+                    kind=MedicationChangeKind.STARTED,
+                    route=value,
                 )
                 continue
             series = value if isinstance(value, list) else [value]
@@ -212,6 +225,9 @@ def _generated() -> list[tuple[str, Any, Spec, bool]]:
             elif name == "medication_started":
                 cases.append((f"medication_started-{value}", cond, {"medication_started": value}, True))
                 cases.append((f"medication_started-{value}-other", cond, {"medication_started": other}, False))
+            elif name == "medication_route":
+                cases.append((f"medication_route-{value}", cond, {"medication_route": value}, True))
+                cases.append((f"medication_route-{value}-other", cond, {"medication_route": other}, False))
             else:
                 raise AssertionError(f"no generated cases for event {name}")
     high = {"observation": "phosphate", "op": "gt", "value": 5}
@@ -359,7 +375,7 @@ REJECTED = [
     (
         {"any": [{}, {"event": "fall", "findings_any": ["sepsis"]}]},
         "when.any[1].event",
-        "unknown event 'fall'; expected one of ['finding', 'medication_started']",
+        "unknown event 'fall'; expected one of ['finding', 'medication_route', 'medication_started']",
     ),
     ({"event": "finding", "findings_any": []}, "when", "event finding takes exactly one list, findings_any"),
     (
@@ -376,7 +392,7 @@ REJECTED = [
     (
         {"event": ["finding"]},
         "when.event",
-        "unknown event ['finding']; expected one of ['finding', 'medication_started']",
+        "unknown event ['finding']; expected one of ['finding', 'medication_route', 'medication_started']",
     ),
     ({"observation": "phosphate", "op": ["gt"], "value": 5}, "when", "needs op (gt, ge, lt, le, outside), trend"),
     ({"observation": "wbc", "trend": ["rising"]}, "when", "trend must be one of ['rising', 'worse_consecutive']"),
