@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pathways', '0012_outbox_lockout'),
+        ('pathways', '0013_task_missed'),
     ]
 
     operations = [
