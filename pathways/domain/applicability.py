@@ -1,6 +1,7 @@
 """Which task templates apply to a patient: the `applies_if` condition of a template, evaluated on the patient.
 
-Enrollment, the enrollment preview and the benchmark data generator all ask here, so they cannot disagree.
+Enrollment, the enrollment preview, re-planning after a change to the patient (services/replan.py) and the
+benchmark data generator all ask here, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ if TYPE_CHECKING:
 
 
 def template_applies(template: TaskTemplate, patient: Patient) -> bool:
-    """Does a template's applicability condition hold for this patient (as recorded at enrollment)?"""
+    """Does a template's applicability condition hold for this patient record (at enrollment, or before and after
+    a change when re-planning)?"""
     condition = template.applies_if or {}
     modalities = condition.get("dialysis_modality")
     if modalities and patient.dialysis_modality not in modalities:
