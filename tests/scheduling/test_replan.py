@@ -252,3 +252,20 @@ def test_only_a_coordinator_at_the_site_edits_and_nothing_changes_otherwise(
         edit(patient, None, site=None)
     patient.refresh_from_db()
     assert patient.dialysis_days == MON_WED_FRI
+
+
+def test_a_template_that_starts_on_a_held_enrollment_waits_for_the_resume(
+    enroll: Any, patient: Patient, coordinator: Any
+) -> None:
+    enrollment = enroll(patient)
+    enrollment_hold(enrollment_id=enrollment.pk, actor=coordinator, reason="admitted", now=MONDAY + HOUR)
+    result = edit(patient, coordinator, risk_medications=["warfarin"])
+    assert result.replanned[0].started == ["inr-monitoring"]
+    schedule = schedule_of(enrollment, "inr-monitoring")
+    assert (schedule.status, schedule.next_due_at) == (ScheduleStatus.PAUSED, CHANGED_AT)
+    assert tasks_of(enrollment, "inr-monitoring") == []  # nothing is made while the enrollment is held
+    sweep_at(CHANGED_AT + HOUR)
+    assert tasks_of(enrollment, "inr-monitoring") == []
+    resumed_at = CHANGED_AT + 2 * HOUR
+    enrollment_resume(enrollment_id=enrollment.pk, actor=coordinator, now=resumed_at)
+    assert schedule_of(enrollment, "inr-monitoring").status == ScheduleStatus.ACTIVE
