@@ -70,6 +70,8 @@ def test_registering_a_patient_saves_it_and_goes_on_to_the_enrolment_preview(wor
         ({"dialysis_session_time": "25:99"}, "dialysis_session_time"),
         ({"risk_factors": ["vampirism"]}, "risk_factors"),
         ({"risk_medications": ["x\x00"]}, "risk_medications"),
+        ({"current_therapies": ["aspirin"]}, "current_therapies"),
+        ({"dialysis_days": None}, "dialysis_days"),  # haemodialysis without days is refused, never silent
         ({"site": "99999999999999999999"}, "site"),
         ({"site": "abc"}, "site"),
     ],
