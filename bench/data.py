@@ -505,6 +505,7 @@ def _fill_chunk(
                 dt.time(13, 0) if n % 2 else dt.time(7, 0),
                 "[]",
                 json.dumps(medications),
+                "[]",
                 enrolled_at - dt.timedelta(days=2),
             )
         )
@@ -581,6 +582,7 @@ def _fill_chunk(
             "dialysis_session_time",
             "risk_factors",
             "risk_medications",
+            "current_therapies",
             "created_at",
         ],
         patients,

@@ -78,6 +78,20 @@ class RiskMedication(models.TextChoices):
     CORTICOSTEROID = "corticosteroid", "Systemic corticosteroid"
 
 
+class Therapy(models.TextChoices):
+    """Current therapies a rule can test (clinical reference, "Current therapies matter to rules").
+
+    Recorded per patient as a list, in the sense of FHIR MedicationStatement with status ``active``: the patient
+    is taking it now. Stopping one removes it.
+    """
+
+    CINACALCET = "cinacalcet", "Cinacalcet (calcimimetic)"
+    APIXABAN = "apixaban", "Apixaban (anticoagulation)"
+    SODIUM_THIOSULFATE = "sodium_thiosulfate", "Sodium thiosulfate"
+    ALTEPLASE = "alteplase", "Low-dose tPA (alteplase)"
+    IMMUNOSUPPRESSANT = "immunosuppressant", "Immunosuppressive drugs (kidney transplant)"
+
+
 class RiskFactor(models.TextChoices):
     FEMALE_SEX = "female_sex", "Female sex"
     OBESITY = "obesity", "Obesity"
@@ -125,6 +139,10 @@ class EnrollmentEventKind(models.TextChoices):
     REVOKED = "revoked", "Revoked"
     CARE_TEAM_ADDED = "care_team_added", "Care team member added"
     CARE_TEAM_ENDED = "care_team_ended", "Care team membership ended"
+    # Re-planning after a change to the patient (docs/scheduling.md, "Re-planning"); each carries its reason.
+    TEMPLATE_STARTED = "template_started", "Task template started (now applies)"
+    TEMPLATE_ENDED = "template_ended", "Task template ended (no longer applies)"
+    SCHEDULE_REPLANNED = "schedule_replanned", "Schedule re-planned"
 
 
 class RecurrenceKind(models.TextChoices):

@@ -14,6 +14,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from pathways.api.base import StrictSerializer
 from pathways.api.fields import AwareDateTimeField, BoundedDateField, LocalTimeField, StrictIntegerField, strict_id
@@ -26,6 +27,7 @@ from pathways.choices import (
     Role,
     Sex,
     TaskStatus,
+    Therapy,
     Weekday,
 )
 from pathways.domain import instants
@@ -73,6 +75,7 @@ class PatientSerializer(serializers.ModelSerializer):
             "dialysis_session_time",
             "risk_factors",
             "risk_medications",
+            "current_therapies",
             "created_at",
         ]
         read_only_fields = fields
@@ -332,11 +335,48 @@ class PatientCreateSerializer(StrictSerializer):
         child=serializers.ChoiceField(choices=RiskMedication.choices), default=list
     )
 
+    current_therapies = serializers.ListField(
+        child=serializers.ChoiceField(choices=Therapy.choices),
+        default=list,
+        help_text="Therapies the patient takes now (FHIR MedicationStatement, status active); rules test them.",
+    )
+
     def validate_birth_date(self, value: dt.date) -> dt.date:
         try:
             return instants.check_birth_date(value, today=timezone.localdate())
         except InvalidInput as exc:
             raise serializers.ValidationError(exc.fields["birth_date"]) from None
+
+
+class PatientUpdateSerializer(PatientCreateSerializer):
+    """PATCH a patient: any of the registration fields but the site; absent fields keep their value. A change to
+    the dialysis modality, days or session time, or to the risk medications, re-plans the live enrollments."""
+
+    site = None  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required, field.default = False, empty
+
+
+class ReplanOutcomeSerializer(serializers.Serializer):
+    enrollment = serializers.IntegerField(source="enrollment_id")
+    started = serializers.ListField(child=serializers.CharField(), help_text="Template codes that now apply.")
+    ended = serializers.ListField(child=serializers.CharField(), help_text="Template codes that no longer apply.")
+    replanned = serializers.DictField(
+        child=serializers.DateTimeField(allow_null=True),
+        help_text="Template code -> its next occurrence on the new dialysis calendar (UTC), null when finished.",
+    )
+    tasks_cancelled = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of tasks cancelled.")
+
+
+class PatientUpdateResponseSerializer(PatientSerializer):
+    replanned = ReplanOutcomeSerializer(many=True, read_only=True)
+
+    class Meta(PatientSerializer.Meta):
+        fields = [*PatientSerializer.Meta.fields, "replanned"]
+        read_only_fields = fields
 
 
 class EnrollmentCreateSerializer(StrictSerializer):

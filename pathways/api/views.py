@@ -48,7 +48,7 @@ from pathways.services import enrollment as enrollment_services
 from pathways.services import tasks as task_services
 from pathways.services.enrollment import schedule_release_hold
 from pathways.services.notifications import notification_mark_read
-from pathways.services.patients import patient_create
+from pathways.services.patients import patient_create, patient_update
 
 
 def _validated(serializer_class: type[BaseSerializer], request: Request) -> dict[str, Any]:
@@ -66,10 +66,14 @@ class SiteViewSet(ScopedReadOnlyViewSet):
         return scope_sites(staff(self.request)).order_by("code")
 
 
-@extend_schema_view(create=extend_schema(request=s.PatientCreateSerializer, responses={201: s.PatientSerializer}))
+@extend_schema_view(
+    create=extend_schema(request=s.PatientCreateSerializer, responses={201: s.PatientSerializer}),
+    partial_update=extend_schema(request=s.PatientUpdateSerializer, responses=s.PatientUpdateResponseSerializer),
+)
 class PatientViewSet(mixins.CreateModelMixin, ScopedReadOnlyViewSet):
     """Patients: coordinators and auditors see their sites' patients; specialists those whose care team they
-    are on. Coordinators register patients at their sites."""
+    are on. Coordinators register patients at their sites and edit them (PATCH), which re-plans the patient's
+    live enrollments when the dialysis calendar, modality or risk medications change."""
 
     # Fail closed: the real queryset is always the scoped one from get_queryset (this gives the schema its model).
     queryset = Patient.objects.none()
@@ -83,6 +87,13 @@ class PatientViewSet(mixins.CreateModelMixin, ScopedReadOnlyViewSet):
         data = _validated(s.PatientCreateSerializer, request)
         patient = patient_create(actor=staff(request), **data)
         return Response(s.PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        patient = self.get_object()  # out of scope: 404 before anything is read from the body
+        data = _validated(s.PatientUpdateSerializer, request)
+        result = patient_update(patient_id=patient.pk, actor=staff(request), changes=data)
+        replanned = s.ReplanOutcomeSerializer(result.replanned, many=True).data
+        return Response({**s.PatientSerializer(result.patient).data, "replanned": replanned})
 
 
 class PathwayViewSet(ScopedReadOnlyViewSet):

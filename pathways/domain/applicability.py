@@ -1,15 +1,15 @@
 """Which task templates apply to a patient: the template's stage and its `applies_if` condition, evaluated on the
 patient.
 
-Enrollment, confirming a diagnosis, the enrollment preview, the rule engine and the benchmark data generator all
-ask here, so they cannot disagree.
+Enrollment, confirming a diagnosis, the enrollment preview, re-planning after a change to the patient
+(services/replan.py), the rule engine and the benchmark data generator all ask here, so they cannot disagree.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pathways.choices import PathwayStage
+from pathways.choices import DiagnosisStatus, PathwayStage
 
 if TYPE_CHECKING:
     from pathways.models import Patient, TaskTemplate
@@ -30,6 +30,19 @@ def template_applies(template: TaskTemplate, patient: Patient, *, stage: str | N
         return False
     medications = condition.get("medications_any")
     return not (medications and not set(medications) & set(patient.risk_medications or []))
+
+
+# The stage whose templates run for an enrollment in each diagnosis status (refuted: none; the enrollment ends).
+STAGE_FOR_DIAGNOSIS: dict[str, str] = {
+    DiagnosisStatus.PROVISIONAL: PathwayStage.WORKUP,
+    DiagnosisStatus.CONFIRMED: PathwayStage.TREATMENT,
+}
+
+
+def enrollment_stage(diagnosis_status: str) -> str:
+    """The PathwayStage an enrollment in `diagnosis_status` (a DiagnosisStatus value) is in: "workup" while
+    suspected, "treatment" once confirmed. Raises KeyError for "refuted" (a ruled-out enrollment has no stage)."""
+    return STAGE_FOR_DIAGNOSIS[diagnosis_status]
 
 
 def precautions_for_role(precautions: list[dict[str, Any]] | None, role: str) -> list[dict[str, Any]]:

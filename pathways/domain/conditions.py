@@ -12,6 +12,10 @@ Grammar (YAML in the content file; values in the code's canonical unit, docs/cli
 - ``{event: medication_started, medications_any: [RiskMedication, ...]}``: a ``started`` medication change.
 - ``{event: medication_route, routes_any: [MedicationRoute, ...]}``: a medication change (not ``stopped``) by
   one of these routes.
+- ``{event: medication_dose_changed, medications_any: [RiskMedication, ...]}``: a ``dose_changed`` medication
+  change (a new dose is a new order: issue 14).
+- ``{therapies_any: [Therapy, ...]}``: the patient is taking one of these now (``Patient.current_therapies``, as
+  the engine reads it when the rule is evaluated); a state, not an event, so it is meant inside ``all``.
 - On a code, ``{observation: ObservationCode, ...}`` or ``{derived: DerivedCode, ...}``, plus exactly one of:
   - ``op: gt|ge|lt|le`` with ``value: number``, or with ``times_upper_normal: number`` (compared with
     number x the observation's ``reference_high``; no reference_high, no match);
@@ -25,7 +29,7 @@ baseline) is read through the ``History`` the caller passes in, so this module r
 
 To add a kind: write a subclass with ``check`` (or ``check_rest`` for a code condition) and ``matches`` (or
 ``held``), and register it in the table it is dispatched from (``COMBINATORS``, ``EVENTS``, ``OPS``, ``TRENDS``,
-or ``_observation_kind``). tests/services/test_conditions.py fails until the new kind has a case there.
+``STATES`` or ``_observation_kind``). tests/services/test_conditions.py fails until the new kind has a case there.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from pathways.choices import (
     MedicationRoute,
     ObservationCode,
     RiskMedication,
+    Therapy,
 )
 
 if TYPE_CHECKING:
@@ -75,6 +80,11 @@ class Facts(Protocol):
 
     @property
     def medication_change(self) -> MedicationChange | None: ...
+
+    @property
+    def therapies(self) -> Sequence[str]:
+        """The patient's current therapies (Therapy values) when the rule is evaluated."""
+        ...
 
 
 class History(Protocol):
@@ -214,16 +224,30 @@ class FindingEvent(Event):
         return [Match(None, {"findings": hit})] if hit else []
 
 
-class MedicationStarted(Event):
-    """``{event: medication_started, medications_any: [...]}``: a new order for one of these medications."""
+class _MedicationEvent(Event):
+    """A medication change of one kind (``change_kind``) for one of these risk medications."""
 
-    name, list_key, allowed = "medication_started", "medications_any", RiskMedication.values
+    list_key, allowed = "medications_any", RiskMedication.values
+    change_kind: ClassVar[str]
 
     def matches(self, facts: Facts, history: History) -> list[Match]:
         change = facts.medication_change
-        if change and change.kind == MedicationChangeKind.STARTED and change.medication in self.values:
-            return [Match(None, {"medication": change.medication, "drug_name": change.drug_name})]
+        if change and change.kind == self.change_kind and change.medication in self.values:
+            data = {"medication": change.medication, "drug_name": change.drug_name, "kind": change.kind}
+            return [Match(None, data)]
         return []
+
+
+class MedicationStarted(_MedicationEvent):
+    """``{event: medication_started, medications_any: [...]}``: a new order for one of these medications."""
+
+    name, change_kind = "medication_started", MedicationChangeKind.STARTED
+
+
+class MedicationDoseChanged(_MedicationEvent):
+    """``{event: medication_dose_changed, medications_any: [...]}``: a dose change of one of these medications."""
+
+    name, change_kind = "medication_dose_changed", MedicationChangeKind.DOSE_CHANGED
 
 
 class MedicationRouteEvent(Event):
@@ -243,8 +267,35 @@ class MedicationRouteEvent(Event):
 EVENTS: dict[str, type[Event]] = {
     FindingEvent.name: FindingEvent,
     MedicationStarted.name: MedicationStarted,
+    MedicationDoseChanged.name: MedicationDoseChanged,
     MedicationRouteEvent.name: MedicationRouteEvent,
 }
+
+
+# --- states of the patient ------------------------------------------------------------------------------
+
+
+class CurrentTherapy(Condition):
+    """``{therapies_any: [Therapy, ...]}``: the patient is taking one of these now (e.g. "despite cinacalcet")."""
+
+    key: ClassVar[str] = "therapies_any"
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.values = list(raw[self.key])
+
+    @classmethod
+    def check(cls, raw: dict[str, Any], field: str) -> list[Problem]:
+        values = raw[cls.key]
+        if set(raw) != {cls.key} or not isinstance(values, list) or not values:
+            return [(field, f"{cls.key} takes exactly one non-empty list of therapies")]
+        return [p for value in values for p in _choice(f"{field}.{cls.key}", value, Therapy.values)]
+
+    def matches(self, facts: Facts, history: History) -> list[Match]:
+        hit = [t for t in facts.therapies if t in self.values]
+        return [Match(None, {"therapies": hit})] if hit else []
+
+
+STATES: dict[str, type[Condition]] = {CurrentTherapy.key: CurrentTherapy}
 
 
 # --- conditions on an observation or derived code -------------------------------------------------------
@@ -418,6 +469,8 @@ def _kind_of(raw: dict[str, Any]) -> type[Condition] | None:
         return kind
     if "event" in raw:
         return _lookup(EVENTS, raw["event"]) or Event
+    if (state := next((STATES[key] for key in STATES if key in raw), None)) is not None:
+        return state
     if any(key in raw for key in CODE_KEYS):
         return _observation_kind({k: v for k, v in raw.items() if k not in CODE_KEYS})
     return None
@@ -429,7 +482,7 @@ def condition_check(raw: object, field: str = "when") -> list[Problem]:
         return [(field, "a condition must be a non-empty mapping")]
     kind = _kind_of(raw)
     if kind is None:
-        return [(field, "a condition needs one of: observation, derived, event, any, all")]
+        return [(field, "a condition needs one of: observation, derived, event, therapies_any, any, all")]
     return kind.check(raw, field)
 
 

@@ -9,383 +9,904 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LoginThrottle',
+            name="LoginThrottle",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=255, unique=True)),
-                ('failures', models.PositiveIntegerField(default=0)),
-                ('window_started_at', models.DateTimeField()),
-                ('locked_until', models.DateTimeField(blank=True, null=True)),
-                ('last_failure_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=255, unique=True)),
+                ("failures", models.PositiveIntegerField(default=0)),
+                ("window_started_at", models.DateTimeField()),
+                ("locked_until", models.DateTimeField(blank=True, null=True)),
+                ("last_failure_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Patient',
+            name="Patient",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('mrn', models.CharField(max_length=64, verbose_name='medical record number')),
-                ('given_name', models.CharField(max_length=100)),
-                ('family_name', models.CharField(max_length=100)),
-                ('birth_date', models.DateField()),
-                ('sex', models.CharField(choices=[('female', 'Female'), ('male', 'Male'), ('other', 'Other'), ('unknown', 'Unknown')], default='unknown', max_length=16)),
-                ('dialysis_modality', models.CharField(choices=[('HD', 'Hemodialysis'), ('PD', 'Peritoneal dialysis'), ('transplant', 'Kidney transplant'), ('none', 'Not on dialysis')], max_length=16)),
-                ('dialysis_days', models.JSONField(blank=True, default=list)),
-                ('dialysis_session_time', models.TimeField(blank=True, null=True)),
-                ('risk_factors', models.JSONField(blank=True, default=list)),
-                ('risk_medications', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("mrn", models.CharField(max_length=64, verbose_name="medical record number")),
+                ("given_name", models.CharField(max_length=100)),
+                ("family_name", models.CharField(max_length=100)),
+                ("birth_date", models.DateField()),
+                (
+                    "sex",
+                    models.CharField(
+                        choices=[("female", "Female"), ("male", "Male"), ("other", "Other"), ("unknown", "Unknown")],
+                        default="unknown",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "dialysis_modality",
+                    models.CharField(
+                        choices=[
+                            ("HD", "Hemodialysis"),
+                            ("PD", "Peritoneal dialysis"),
+                            ("transplant", "Kidney transplant"),
+                            ("none", "Not on dialysis"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("dialysis_days", models.JSONField(blank=True, default=list)),
+                ("dialysis_session_time", models.TimeField(blank=True, null=True)),
+                ("risk_factors", models.JSONField(blank=True, default=list)),
+                ("risk_medications", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['site', 'mrn'],
+                "ordering": ["site", "mrn"],
             },
         ),
         migrations.CreateModel(
-            name='Site',
+            name="Site",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=32, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('timezone', models.CharField(help_text='IANA timezone name, e.g. America/Chicago', max_length=64)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.SlugField(max_length=32, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("timezone", models.CharField(help_text="IANA timezone name, e.g. America/Chicago", max_length=64)),
             ],
             options={
-                'ordering': ['code'],
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('username', models.CharField(error_messages={'unique': 'A user with that username already exists.'}, help_text='Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.', max_length=150, unique=True, validators=[django.contrib.auth.validators.UnicodeUsernameValidator()], verbose_name='username')),
-                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
-                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email address')),
-                ('is_staff', models.BooleanField(default=False, help_text='Designates whether the user can log into this admin site.', verbose_name='staff status')),
-                ('is_active', models.BooleanField(default=True, help_text='Designates whether this user should be treated as active. Unselect this instead of deleting accounts.', verbose_name='active')),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now, verbose_name='date joined')),
-                ('roles', models.JSONField(blank=True, default=list)),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
-                ('sites', models.ManyToManyField(blank=True, related_name='staff', to='pathways.site')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                ("last_login", models.DateTimeField(blank=True, null=True, verbose_name="last login")),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                (
+                    "username",
+                    models.CharField(
+                        error_messages={"unique": "A user with that username already exists."},
+                        help_text="Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.",
+                        max_length=150,
+                        unique=True,
+                        validators=[django.contrib.auth.validators.UnicodeUsernameValidator()],
+                        verbose_name="username",
+                    ),
+                ),
+                ("first_name", models.CharField(blank=True, max_length=150, verbose_name="first name")),
+                ("last_name", models.CharField(blank=True, max_length=150, verbose_name="last name")),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="email address")),
+                (
+                    "is_staff",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates whether the user can log into this admin site.",
+                        verbose_name="staff status",
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Designates whether this user should be treated as active. Unselect this instead of deleting accounts.",
+                        verbose_name="active",
+                    ),
+                ),
+                ("date_joined", models.DateTimeField(default=django.utils.timezone.now, verbose_name="date joined")),
+                ("roles", models.JSONField(blank=True, default=list)),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
+                ("sites", models.ManyToManyField(blank=True, related_name="staff", to="pathways.site")),
             ],
             options={
-                'verbose_name': 'user',
-                'verbose_name_plural': 'users',
-                'abstract': False,
+                "verbose_name": "user",
+                "verbose_name_plural": "users",
+                "abstract": False,
             },
             managers=[
-                ('objects', django.contrib.auth.models.UserManager()),
+                ("objects", django.contrib.auth.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='Enrollment',
+            name="Enrollment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pathway_slug', models.SlugField(max_length=64)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('on-hold', 'On hold'), ('completed', 'Completed'), ('revoked', 'Revoked')], default='active', max_length=16)),
-                ('enrolled_at', models.DateTimeField()),
-                ('held_at', models.DateTimeField(blank=True, null=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('end_reason', models.TextField(blank=True)),
-                ('medications_at_enrollment', models.JSONField(blank=True, default=list)),
-                ('risk_factors_at_enrollment', models.JSONField(blank=True, default=list)),
-                ('coordinator', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='coordinated_enrollments', to=settings.AUTH_USER_MODEL)),
-                ('enrolled_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("pathway_slug", models.SlugField(max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("on-hold", "On hold"),
+                            ("completed", "Completed"),
+                            ("revoked", "Revoked"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("enrolled_at", models.DateTimeField()),
+                ("held_at", models.DateTimeField(blank=True, null=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("end_reason", models.TextField(blank=True)),
+                ("medications_at_enrollment", models.JSONField(blank=True, default=list)),
+                ("risk_factors_at_enrollment", models.JSONField(blank=True, default=list)),
+                (
+                    "coordinator",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="coordinated_enrollments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "enrolled_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-enrolled_at'],
+                "ordering": ["-enrolled_at"],
             },
         ),
         migrations.CreateModel(
-            name='EnrollmentEvent',
+            name="EnrollmentEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('enrolled', 'Enrolled'), ('held', 'Put on hold'), ('resumed', 'Resumed'), ('completed', 'Completed'), ('revoked', 'Revoked'), ('care_team_added', 'Care team member added'), ('care_team_ended', 'Care team membership ended')], max_length=32)),
-                ('at', models.DateTimeField()),
-                ('reason', models.TextField(blank=True)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('enrollment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='pathways.enrollment')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("enrolled", "Enrolled"),
+                            ("held", "Put on hold"),
+                            ("resumed", "Resumed"),
+                            ("completed", "Completed"),
+                            ("revoked", "Revoked"),
+                            ("care_team_added", "Care team member added"),
+                            ("care_team_ended", "Care team membership ended"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                ("reason", models.TextField(blank=True)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "enrollment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="events", to="pathways.enrollment"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'pk'],
+                "ordering": ["at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='PathwayTemplate',
+            name="PathwayTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64)),
-                ('version', models.PositiveIntegerField()),
-                ('title', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('active', 'Active'), ('retired', 'Retired')], default='draft', max_length=16)),
-                ('citations', models.JSONField(blank=True, default=list)),
-                ('content_hash', models.CharField(max_length=64)),
-                ('source_file', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField(max_length=64)),
+                ("version", models.PositiveIntegerField()),
+                ("title", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("active", "Active"), ("retired", "Retired")],
+                        default="draft",
+                        max_length=16,
+                    ),
+                ),
+                ("citations", models.JSONField(blank=True, default=list)),
+                ("content_hash", models.CharField(max_length=64)),
+                ("source_file", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['slug', '-version'],
-                'constraints': [models.UniqueConstraint(fields=('slug', 'version'), name='pathways_pathwaytemplate_unique_slug_version'), models.UniqueConstraint(condition=models.Q(('status', 'active')), fields=('slug',), name='pathways_pathwaytemplate_unique_active_per_slug')],
-            },
-        ),
-        migrations.AddField(
-            model_name='enrollment',
-            name='template',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='enrollments', to='pathways.pathwaytemplate'),
-        ),
-        migrations.AddField(
-            model_name='enrollment',
-            name='patient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='enrollments', to='pathways.patient'),
-        ),
-        migrations.CreateModel(
-            name='Rule',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=64)),
-                ('description', models.TextField(blank=True)),
-                ('when', models.JSONField()),
-                ('actions', models.JSONField()),
-                ('citation', models.TextField(blank=True)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('pathway', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rules', to='pathways.pathwaytemplate')),
-            ],
-            options={
-                'ordering': ['pathway', 'position'],
-            },
-        ),
-        migrations.CreateModel(
-            name='Schedule',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('active', 'Active'), ('paused', 'Paused'), ('finished', 'Finished')], default='active', max_length=16)),
-                ('anchor_at', models.DateTimeField()),
-                ('next_due_at', models.DateTimeField(blank=True, null=True)),
-                ('occurrences_made', models.PositiveIntegerField(default=0)),
-                ('skipped_occurrences', models.PositiveIntegerField(default=0)),
-                ('last_completed_at', models.DateTimeField(blank=True, null=True)),
-                ('paused_at', models.DateTimeField(blank=True, null=True)),
-                ('pause_reason', models.TextField(blank=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('enrollment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='schedules', to='pathways.enrollment')),
-            ],
-            options={
-                'ordering': ['enrollment', 'task_template__position'],
-            },
-        ),
-        migrations.AddField(
-            model_name='patient',
-            name='site',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='patients', to='pathways.site'),
-        ),
-        migrations.CreateModel(
-            name='Task',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('occurrence', models.PositiveIntegerField(blank=True, null=True)),
-                ('rule_code', models.SlugField(blank=True, max_length=64)),
-                ('title', models.CharField(max_length=255)),
-                ('prong', models.CharField(choices=[('wound_care', 'Intensive wound care'), ('oxygenation_blood_flow', 'Restoring oxygenation and blood flow'), ('calcium_reduction', 'Decreasing calcium deposits'), ('support', 'Supporting care')], max_length=32)),
-                ('role', models.CharField(choices=[('coordinator', 'Care coordinator'), ('auditor', 'Auditor'), ('admin', 'Administrator'), ('nephrology', 'Nephrology'), ('dialysis_nursing', 'Dialysis nursing'), ('dermatology', 'Dermatology'), ('wound_nursing', 'Wound nursing'), ('plastic_surgery', 'Plastic/burn surgery'), ('endocrinology', 'Endocrinology/endocrine surgery'), ('infectious_disease', 'Infectious disease'), ('hyperbaric_medicine', 'Hyperbaric medicine'), ('pharmacy', 'Pharmacy'), ('pain_palliative', 'Pain/palliative care'), ('dietetics', 'Dietetics'), ('hematology', 'Hematology')], max_length=32)),
-                ('status', models.CharField(choices=[('requested', 'Requested'), ('accepted', 'Accepted'), ('in-progress', 'In progress'), ('on-hold', 'On hold'), ('completed', 'Completed'), ('cancelled', 'Cancelled'), ('failed', 'Failed'), ('entered-in-error', 'Entered in error')], default='requested', max_length=20)),
-                ('status_before_hold', models.CharField(blank=True, choices=[('requested', 'Requested'), ('accepted', 'Accepted'), ('in-progress', 'In progress'), ('on-hold', 'On hold'), ('completed', 'Completed'), ('cancelled', 'Cancelled'), ('failed', 'Failed'), ('entered-in-error', 'Entered in error')], max_length=20)),
-                ('hold_until', models.DateTimeField(blank=True, null=True)),
-                ('priority', models.CharField(choices=[('routine', 'Routine'), ('urgent', 'Urgent'), ('asap', 'ASAP'), ('stat', 'STAT')], default='routine', max_length=16)),
-                ('available_at', models.DateTimeField()),
-                ('due_at', models.DateTimeField()),
-                ('blocked_by', models.JSONField(blank=True, default=list)),
-                ('instructions', models.TextField(blank=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.TextField(blank=True)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('escalation_level', models.PositiveSmallIntegerField(default=0)),
-                ('escalated_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('assignee', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='assigned_tasks', to=settings.AUTH_USER_MODEL)),
-                ('completed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('enrollment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tasks', to='pathways.enrollment')),
-                ('schedule', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='tasks', to='pathways.schedule')),
-            ],
-            options={
-                'ordering': ['due_at', 'pk'],
-            },
-        ),
-        migrations.CreateModel(
-            name='Notification',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('assigned', 'Assigned to you'), ('due_soon', 'Due soon'), ('overdue', 'Overdue'), ('escalated', 'Escalated')], max_length=20)),
-                ('message', models.CharField(max_length=500)),
-                ('dedupe_key', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField()),
-                ('read_at', models.DateTimeField(blank=True, null=True)),
-                ('emailed_at', models.DateTimeField(blank=True, null=True)),
-                ('email_attempts', models.PositiveSmallIntegerField(default=0)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to=settings.AUTH_USER_MODEL)),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='pathways.task')),
-            ],
-            options={
-                'ordering': ['-created_at', '-pk'],
-            },
-        ),
-        migrations.CreateModel(
-            name='TaskEvent',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('created', 'Created'), ('assigned', 'Assigned'), ('unassigned', 'Returned to the pool'), ('transitioned', 'Status changed'), ('escalated', 'Escalated'), ('unblocked', 'Prerequisites met'), ('updated', 'Updated')], max_length=20)),
-                ('at', models.DateTimeField()),
-                ('from_status', models.CharField(blank=True, choices=[('requested', 'Requested'), ('accepted', 'Accepted'), ('in-progress', 'In progress'), ('on-hold', 'On hold'), ('completed', 'Completed'), ('cancelled', 'Cancelled'), ('failed', 'Failed'), ('entered-in-error', 'Entered in error')], max_length=20)),
-                ('to_status', models.CharField(blank=True, choices=[('requested', 'Requested'), ('accepted', 'Accepted'), ('in-progress', 'In progress'), ('on-hold', 'On hold'), ('completed', 'Completed'), ('cancelled', 'Cancelled'), ('failed', 'Failed'), ('entered-in-error', 'Entered in error')], max_length=20)),
-                ('reason', models.TextField(blank=True)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='events', to='pathways.task')),
-            ],
-            options={
-                'ordering': ['at', 'pk'],
-            },
-        ),
-        migrations.CreateModel(
-            name='TaskTemplate',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=64)),
-                ('title', models.CharField(max_length=255)),
-                ('prong', models.CharField(choices=[('wound_care', 'Intensive wound care'), ('oxygenation_blood_flow', 'Restoring oxygenation and blood flow'), ('calcium_reduction', 'Decreasing calcium deposits'), ('support', 'Supporting care')], max_length=32)),
-                ('role', models.CharField(choices=[('coordinator', 'Care coordinator'), ('auditor', 'Auditor'), ('admin', 'Administrator'), ('nephrology', 'Nephrology'), ('dialysis_nursing', 'Dialysis nursing'), ('dermatology', 'Dermatology'), ('wound_nursing', 'Wound nursing'), ('plastic_surgery', 'Plastic/burn surgery'), ('endocrinology', 'Endocrinology/endocrine surgery'), ('infectious_disease', 'Infectious disease'), ('hyperbaric_medicine', 'Hyperbaric medicine'), ('pharmacy', 'Pharmacy'), ('pain_palliative', 'Pain/palliative care'), ('dietetics', 'Dietetics'), ('hematology', 'Hematology')], max_length=32)),
-                ('supporting_roles', models.JSONField(blank=True, default=list)),
-                ('priority', models.CharField(choices=[('routine', 'Routine'), ('urgent', 'Urgent'), ('asap', 'ASAP'), ('stat', 'STAT')], default='routine', max_length=16)),
-                ('first_due', models.JSONField(blank=True, default=dict)),
-                ('due_within_hours', models.PositiveIntegerField(default=24)),
-                ('recurrence_kind', models.CharField(choices=[('once', 'Once, at the first-due time'), ('interval', 'Every N hours or days'), ('weekdays', 'On given weekdays at a local time'), ('dialysis_days', "On the patient's dialysis days"), ('after_completion', 'N hours after the last completion'), ('on_trigger', 'Only when a rule fires')], max_length=32)),
-                ('recurrence', models.JSONField(blank=True, default=dict)),
-                ('applies_if', models.JSONField(blank=True, default=dict)),
-                ('prerequisites', models.JSONField(blank=True, default=list)),
-                ('instructions', models.TextField(blank=True)),
-                ('citation', models.TextField(blank=True)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('pathway', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='task_templates', to='pathways.pathwaytemplate')),
-            ],
-            options={
-                'ordering': ['pathway', 'position'],
+                "ordering": ["slug", "-version"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("slug", "version"), name="pathways_pathwaytemplate_unique_slug_version"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "active")),
+                        fields=("slug",),
+                        name="pathways_pathwaytemplate_unique_active_per_slug",
+                    ),
+                ],
             },
         ),
         migrations.AddField(
-            model_name='task',
-            name='template',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='tasks', to='pathways.tasktemplate'),
+            model_name="enrollment",
+            name="template",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="enrollments", to="pathways.pathwaytemplate"
+            ),
         ),
         migrations.AddField(
-            model_name='schedule',
-            name='task_template',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='schedules', to='pathways.tasktemplate'),
+            model_name="enrollment",
+            name="patient",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="enrollments", to="pathways.patient"
+            ),
         ),
         migrations.CreateModel(
-            name='CareTeamMember',
+            name="Rule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('coordinator', 'Care coordinator'), ('auditor', 'Auditor'), ('admin', 'Administrator'), ('nephrology', 'Nephrology'), ('dialysis_nursing', 'Dialysis nursing'), ('dermatology', 'Dermatology'), ('wound_nursing', 'Wound nursing'), ('plastic_surgery', 'Plastic/burn surgery'), ('endocrinology', 'Endocrinology/endocrine surgery'), ('infectious_disease', 'Infectious disease'), ('hyperbaric_medicine', 'Hyperbaric medicine'), ('pharmacy', 'Pharmacy'), ('pain_palliative', 'Pain/palliative care'), ('dietetics', 'Dietetics'), ('hematology', 'Hematology')], max_length=32)),
-                ('period_start', models.DateTimeField()),
-                ('period_end', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='care_team_memberships', to=settings.AUTH_USER_MODEL)),
-                ('enrollment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='care_team', to='pathways.enrollment')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.SlugField(max_length=64)),
+                ("description", models.TextField(blank=True)),
+                ("when", models.JSONField()),
+                ("actions", models.JSONField()),
+                ("citation", models.TextField(blank=True)),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "pathway",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="rules", to="pathways.pathwaytemplate"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['enrollment', 'role', 'period_start'],
-                'indexes': [models.Index(condition=models.Q(('period_end__isnull', True)), fields=['user', 'enrollment'], name='pathways_ctm_user_enr')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('period_end__isnull', True)), fields=('enrollment', 'user', 'role'), name='pathways_careteammember_unique_current_membership')],
+                "ordering": ["pathway", "position"],
+            },
+        ),
+        migrations.CreateModel(
+            name="Schedule",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "Active"), ("paused", "Paused"), ("finished", "Finished")],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("anchor_at", models.DateTimeField()),
+                ("next_due_at", models.DateTimeField(blank=True, null=True)),
+                ("occurrences_made", models.PositiveIntegerField(default=0)),
+                ("skipped_occurrences", models.PositiveIntegerField(default=0)),
+                ("last_completed_at", models.DateTimeField(blank=True, null=True)),
+                ("paused_at", models.DateTimeField(blank=True, null=True)),
+                ("pause_reason", models.TextField(blank=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "enrollment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="schedules", to="pathways.enrollment"
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["enrollment", "task_template__position"],
+            },
+        ),
+        migrations.AddField(
+            model_name="patient",
+            name="site",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="patients", to="pathways.site"
+            ),
+        ),
+        migrations.CreateModel(
+            name="Task",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("occurrence", models.PositiveIntegerField(blank=True, null=True)),
+                ("rule_code", models.SlugField(blank=True, max_length=64)),
+                ("title", models.CharField(max_length=255)),
+                (
+                    "prong",
+                    models.CharField(
+                        choices=[
+                            ("wound_care", "Intensive wound care"),
+                            ("oxygenation_blood_flow", "Restoring oxygenation and blood flow"),
+                            ("calcium_reduction", "Decreasing calcium deposits"),
+                            ("support", "Supporting care"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("coordinator", "Care coordinator"),
+                            ("auditor", "Auditor"),
+                            ("admin", "Administrator"),
+                            ("nephrology", "Nephrology"),
+                            ("dialysis_nursing", "Dialysis nursing"),
+                            ("dermatology", "Dermatology"),
+                            ("wound_nursing", "Wound nursing"),
+                            ("plastic_surgery", "Plastic/burn surgery"),
+                            ("endocrinology", "Endocrinology/endocrine surgery"),
+                            ("infectious_disease", "Infectious disease"),
+                            ("hyperbaric_medicine", "Hyperbaric medicine"),
+                            ("pharmacy", "Pharmacy"),
+                            ("pain_palliative", "Pain/palliative care"),
+                            ("dietetics", "Dietetics"),
+                            ("hematology", "Hematology"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("requested", "Requested"),
+                            ("accepted", "Accepted"),
+                            ("in-progress", "In progress"),
+                            ("on-hold", "On hold"),
+                            ("completed", "Completed"),
+                            ("cancelled", "Cancelled"),
+                            ("failed", "Failed"),
+                            ("entered-in-error", "Entered in error"),
+                        ],
+                        default="requested",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "status_before_hold",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("requested", "Requested"),
+                            ("accepted", "Accepted"),
+                            ("in-progress", "In progress"),
+                            ("on-hold", "On hold"),
+                            ("completed", "Completed"),
+                            ("cancelled", "Cancelled"),
+                            ("failed", "Failed"),
+                            ("entered-in-error", "Entered in error"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("hold_until", models.DateTimeField(blank=True, null=True)),
+                (
+                    "priority",
+                    models.CharField(
+                        choices=[("routine", "Routine"), ("urgent", "Urgent"), ("asap", "ASAP"), ("stat", "STAT")],
+                        default="routine",
+                        max_length=16,
+                    ),
+                ),
+                ("available_at", models.DateTimeField()),
+                ("due_at", models.DateTimeField()),
+                ("blocked_by", models.JSONField(blank=True, default=list)),
+                ("instructions", models.TextField(blank=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("outcome", models.TextField(blank=True)),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("escalation_level", models.PositiveSmallIntegerField(default=0)),
+                ("escalated_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "assignee",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="assigned_tasks",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "completed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "enrollment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="tasks", to="pathways.enrollment"
+                    ),
+                ),
+                (
+                    "schedule",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="tasks",
+                        to="pathways.schedule",
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["due_at", "pk"],
+            },
+        ),
+        migrations.CreateModel(
+            name="Notification",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("assigned", "Assigned to you"),
+                            ("due_soon", "Due soon"),
+                            ("overdue", "Overdue"),
+                            ("escalated", "Escalated"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("message", models.CharField(max_length=500)),
+                ("dedupe_key", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField()),
+                ("read_at", models.DateTimeField(blank=True, null=True)),
+                ("emailed_at", models.DateTimeField(blank=True, null=True)),
+                ("email_attempts", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notifications",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="notifications", to="pathways.task"
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["-created_at", "-pk"],
+            },
+        ),
+        migrations.CreateModel(
+            name="TaskEvent",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("created", "Created"),
+                            ("assigned", "Assigned"),
+                            ("unassigned", "Returned to the pool"),
+                            ("transitioned", "Status changed"),
+                            ("escalated", "Escalated"),
+                            ("unblocked", "Prerequisites met"),
+                            ("updated", "Updated"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                (
+                    "from_status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("requested", "Requested"),
+                            ("accepted", "Accepted"),
+                            ("in-progress", "In progress"),
+                            ("on-hold", "On hold"),
+                            ("completed", "Completed"),
+                            ("cancelled", "Cancelled"),
+                            ("failed", "Failed"),
+                            ("entered-in-error", "Entered in error"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "to_status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("requested", "Requested"),
+                            ("accepted", "Accepted"),
+                            ("in-progress", "In progress"),
+                            ("on-hold", "On hold"),
+                            ("completed", "Completed"),
+                            ("cancelled", "Cancelled"),
+                            ("failed", "Failed"),
+                            ("entered-in-error", "Entered in error"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="events", to="pathways.task"
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["at", "pk"],
+            },
+        ),
+        migrations.CreateModel(
+            name="TaskTemplate",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.SlugField(max_length=64)),
+                ("title", models.CharField(max_length=255)),
+                (
+                    "prong",
+                    models.CharField(
+                        choices=[
+                            ("wound_care", "Intensive wound care"),
+                            ("oxygenation_blood_flow", "Restoring oxygenation and blood flow"),
+                            ("calcium_reduction", "Decreasing calcium deposits"),
+                            ("support", "Supporting care"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("coordinator", "Care coordinator"),
+                            ("auditor", "Auditor"),
+                            ("admin", "Administrator"),
+                            ("nephrology", "Nephrology"),
+                            ("dialysis_nursing", "Dialysis nursing"),
+                            ("dermatology", "Dermatology"),
+                            ("wound_nursing", "Wound nursing"),
+                            ("plastic_surgery", "Plastic/burn surgery"),
+                            ("endocrinology", "Endocrinology/endocrine surgery"),
+                            ("infectious_disease", "Infectious disease"),
+                            ("hyperbaric_medicine", "Hyperbaric medicine"),
+                            ("pharmacy", "Pharmacy"),
+                            ("pain_palliative", "Pain/palliative care"),
+                            ("dietetics", "Dietetics"),
+                            ("hematology", "Hematology"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("supporting_roles", models.JSONField(blank=True, default=list)),
+                (
+                    "priority",
+                    models.CharField(
+                        choices=[("routine", "Routine"), ("urgent", "Urgent"), ("asap", "ASAP"), ("stat", "STAT")],
+                        default="routine",
+                        max_length=16,
+                    ),
+                ),
+                ("first_due", models.JSONField(blank=True, default=dict)),
+                ("due_within_hours", models.PositiveIntegerField(default=24)),
+                (
+                    "recurrence_kind",
+                    models.CharField(
+                        choices=[
+                            ("once", "Once, at the first-due time"),
+                            ("interval", "Every N hours or days"),
+                            ("weekdays", "On given weekdays at a local time"),
+                            ("dialysis_days", "On the patient's dialysis days"),
+                            ("after_completion", "N hours after the last completion"),
+                            ("on_trigger", "Only when a rule fires"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("recurrence", models.JSONField(blank=True, default=dict)),
+                ("applies_if", models.JSONField(blank=True, default=dict)),
+                ("prerequisites", models.JSONField(blank=True, default=list)),
+                ("instructions", models.TextField(blank=True)),
+                ("citation", models.TextField(blank=True)),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "pathway",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="task_templates",
+                        to="pathways.pathwaytemplate",
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["pathway", "position"],
+            },
+        ),
+        migrations.AddField(
+            model_name="task",
+            name="template",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="tasks",
+                to="pathways.tasktemplate",
+            ),
+        ),
+        migrations.AddField(
+            model_name="schedule",
+            name="task_template",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="schedules", to="pathways.tasktemplate"
+            ),
+        ),
+        migrations.CreateModel(
+            name="CareTeamMember",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("coordinator", "Care coordinator"),
+                            ("auditor", "Auditor"),
+                            ("admin", "Administrator"),
+                            ("nephrology", "Nephrology"),
+                            ("dialysis_nursing", "Dialysis nursing"),
+                            ("dermatology", "Dermatology"),
+                            ("wound_nursing", "Wound nursing"),
+                            ("plastic_surgery", "Plastic/burn surgery"),
+                            ("endocrinology", "Endocrinology/endocrine surgery"),
+                            ("infectious_disease", "Infectious disease"),
+                            ("hyperbaric_medicine", "Hyperbaric medicine"),
+                            ("pharmacy", "Pharmacy"),
+                            ("pain_palliative", "Pain/palliative care"),
+                            ("dietetics", "Dietetics"),
+                            ("hematology", "Hematology"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("period_start", models.DateTimeField()),
+                ("period_end", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="care_team_memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "enrollment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="care_team", to="pathways.enrollment"
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["enrollment", "role", "period_start"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("period_end__isnull", True)),
+                        fields=["user", "enrollment"],
+                        name="pathways_ctm_user_enr",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("period_end__isnull", True)),
+                        fields=("enrollment", "user", "role"),
+                        name="pathways_careteammember_unique_current_membership",
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='enrollment',
-            index=models.Index(fields=['status', 'patient'], name='pathways_enr_status_patient'),
+            model_name="enrollment",
+            index=models.Index(fields=["status", "patient"], name="pathways_enr_status_patient"),
         ),
         migrations.AddConstraint(
-            model_name='enrollment',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ('active', 'on-hold'))), fields=('patient', 'pathway_slug'), name='pathways_enrollment_unique_live_per_patient_pathway'),
+            model_name="enrollment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ("active", "on-hold"))),
+                fields=("patient", "pathway_slug"),
+                name="pathways_enrollment_unique_live_per_patient_pathway",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='enrollment',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['active', 'on-hold', 'completed', 'revoked'])), name='pathways_enrollment_status_valid'),
+            model_name="enrollment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["active", "on-hold", "completed", "revoked"])),
+                name="pathways_enrollment_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rule',
-            constraint=models.UniqueConstraint(fields=('pathway', 'code'), name='pathways_rule_unique_code'),
+            model_name="rule",
+            constraint=models.UniqueConstraint(fields=("pathway", "code"), name="pathways_rule_unique_code"),
         ),
         migrations.AddConstraint(
-            model_name='patient',
-            constraint=models.UniqueConstraint(fields=('site', 'mrn'), name='pathways_patient_unique_mrn_per_site'),
+            model_name="patient",
+            constraint=models.UniqueConstraint(fields=("site", "mrn"), name="pathways_patient_unique_mrn_per_site"),
         ),
         migrations.AddIndex(
-            model_name='notification',
-            index=models.Index(fields=['user', 'read_at'], name='pathways_notif_user_unread'),
+            model_name="notification",
+            index=models.Index(fields=["user", "read_at"], name="pathways_notif_user_unread"),
         ),
         migrations.AddConstraint(
-            model_name='notification',
-            constraint=models.UniqueConstraint(fields=('user', 'dedupe_key'), name='pathways_notification_unique_user_dedupe_key'),
+            model_name="notification",
+            constraint=models.UniqueConstraint(
+                fields=("user", "dedupe_key"), name="pathways_notification_unique_user_dedupe_key"
+            ),
         ),
         migrations.AddIndex(
-            model_name='taskevent',
-            index=models.Index(fields=['task', 'at'], name='pathways_taskevent_task_at'),
+            model_name="taskevent",
+            index=models.Index(fields=["task", "at"], name="pathways_taskevent_task_at"),
         ),
         migrations.AddConstraint(
-            model_name='tasktemplate',
-            constraint=models.UniqueConstraint(fields=('pathway', 'code'), name='pathways_tasktemplate_unique_code'),
+            model_name="tasktemplate",
+            constraint=models.UniqueConstraint(fields=("pathway", "code"), name="pathways_tasktemplate_unique_code"),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(condition=models.Q(('status__in', ('requested', 'accepted', 'in-progress', 'on-hold'))), fields=['assignee', 'due_at'], name='pathways_task_my_queue'),
+            model_name="task",
+            index=models.Index(
+                condition=models.Q(("status__in", ("requested", "accepted", "in-progress", "on-hold"))),
+                fields=["assignee", "due_at"],
+                name="pathways_task_my_queue",
+            ),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(condition=models.Q(('status__in', ('requested', 'accepted', 'in-progress', 'on-hold')), ('assignee__isnull', True)), fields=['enrollment', 'role', 'due_at'], name='pathways_task_role_pool'),
+            model_name="task",
+            index=models.Index(
+                condition=models.Q(
+                    ("status__in", ("requested", "accepted", "in-progress", "on-hold")), ("assignee__isnull", True)
+                ),
+                fields=["enrollment", "role", "due_at"],
+                name="pathways_task_role_pool",
+            ),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(condition=models.Q(('status__in', ('requested', 'accepted', 'in-progress', 'on-hold'))), fields=['due_at'], name='pathways_task_open_due'),
+            model_name="task",
+            index=models.Index(
+                condition=models.Q(("status__in", ("requested", "accepted", "in-progress", "on-hold"))),
+                fields=["due_at"],
+                name="pathways_task_open_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['enrollment', 'status'], name='pathways_task_enr_status'),
+            model_name="task",
+            index=models.Index(fields=["enrollment", "status"], name="pathways_task_enr_status"),
         ),
         migrations.AddConstraint(
-            model_name='task',
-            constraint=models.UniqueConstraint(fields=('schedule', 'occurrence'), name='pathways_task_unique_schedule_occurrence'),
+            model_name="task",
+            constraint=models.UniqueConstraint(
+                fields=("schedule", "occurrence"), name="pathways_task_unique_schedule_occurrence"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='task',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('occurrence__isnull', True), ('schedule__isnull', True)), models.Q(('occurrence__isnull', False), ('schedule__isnull', False)), _connector='OR'), name='pathways_task_occurrence_with_schedule'),
+            model_name="task",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("occurrence__isnull", True), ("schedule__isnull", True)),
+                    models.Q(("occurrence__isnull", False), ("schedule__isnull", False)),
+                    _connector="OR",
+                ),
+                name="pathways_task_occurrence_with_schedule",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='task',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['requested', 'accepted', 'in-progress', 'on-hold', 'completed', 'cancelled', 'failed', 'entered-in-error'])), name='pathways_task_status_valid'),
+            model_name="task",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "requested",
+                            "accepted",
+                            "in-progress",
+                            "on-hold",
+                            "completed",
+                            "cancelled",
+                            "failed",
+                            "entered-in-error",
+                        ],
+                    )
+                ),
+                name="pathways_task_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='task',
-            constraint=models.CheckConstraint(condition=models.Q(('due_at__gte', models.F('available_at'))), name='pathways_task_due_after_available'),
+            model_name="task",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("due_at__gte", models.F("available_at"))), name="pathways_task_due_after_available"
+            ),
         ),
         migrations.AddIndex(
-            model_name='schedule',
-            index=models.Index(condition=models.Q(('status', 'active')), fields=['next_due_at'], name='pathways_sched_due'),
+            model_name="schedule",
+            index=models.Index(
+                condition=models.Q(("status", "active")), fields=["next_due_at"], name="pathways_sched_due"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='schedule',
-            constraint=models.UniqueConstraint(fields=('enrollment', 'task_template'), name='pathways_schedule_unique_per_enrollment'),
+            model_name="schedule",
+            constraint=models.UniqueConstraint(
+                fields=("enrollment", "task_template"), name="pathways_schedule_unique_per_enrollment"
+            ),
         ),
     ]

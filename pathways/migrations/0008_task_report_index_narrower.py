@@ -8,18 +8,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pathways', '0007_report_statistics'),
+        ("pathways", "0007_report_statistics"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='task',
-            name='pathways_task_report',
+            model_name="task",
+            name="pathways_task_report",
         ),
         migrations.AddIndex(
-            model_name='task',
-            index=models.Index(fields=['due_at'], include=('enrollment', 'prong', 'role', 'status', 'completed_at', 'template', 'escalation_level'), name='pathways_task_report'),
+            model_name="task",
+            index=models.Index(
+                fields=["due_at"],
+                include=("enrollment", "prong", "role", "status", "completed_at", "template", "escalation_level"),
+                name="pathways_task_report",
+            ),
         ),
     ]

@@ -69,20 +69,22 @@ def merge_duplicates(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pathways', '0008_task_report_index_narrower'),
+        ("pathways", "0008_task_report_index_narrower"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='observation',
-            name='inputs_key',
-            field=models.CharField(blank=True, default='', max_length=200),
+            model_name="observation",
+            name="inputs_key",
+            field=models.CharField(blank=True, default="", max_length=200),
         ),
         migrations.RunPython(merge_duplicates, migrations.RunPython.noop),
         migrations.AddConstraint(
-            model_name='observation',
-            constraint=models.UniqueConstraint(fields=('enrollment', 'code', 'effective_at', 'value', 'unit', 'inputs_key'), name='pathways_observation_unique_measurement'),
+            model_name="observation",
+            constraint=models.UniqueConstraint(
+                fields=("enrollment", "code", "effective_at", "value", "unit", "inputs_key"),
+                name="pathways_observation_unique_measurement",
+            ),
         ),
     ]

@@ -7,19 +7,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pathways', '0009_observation_dedupe'),
+        ("pathways", "0009_observation_dedupe"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='observation',
-            name='source_identifier',
+            model_name="observation",
+            name="source_identifier",
             field=models.CharField(blank=True, max_length=255, null=True),
         ),
         migrations.AddConstraint(
-            model_name='observation',
-            constraint=models.UniqueConstraint(condition=models.Q(('source_identifier__isnull', False)), fields=('enrollment', 'source_identifier'), name='pathways_observation_unique_source_identifier'),
+            model_name="observation",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("source_identifier__isnull", False)),
+                fields=("enrollment", "source_identifier"),
+                name="pathways_observation_unique_source_identifier",
+            ),
         ),
     ]

@@ -49,22 +49,33 @@ def _run(statements_by_vendor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pathways', '0010_observation_source_identifier'),
+        ("pathways", "0010_observation_source_identifier"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuditEventSite',
+            name="AuditEventSite",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='site_links', to='pathways.auditevent')),
-                ('site', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='pathways.site')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="site_links", to="pathways.auditevent"
+                    ),
+                ),
+                (
+                    "site",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="pathways.site"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['site', 'event'], name='pathways_auditsite_site')],
-                'constraints': [models.UniqueConstraint(fields=('event', 'site'), name='pathways_auditeventsite_unique_event_site')],
+                "indexes": [models.Index(fields=["site", "event"], name="pathways_auditsite_site")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("event", "site"), name="pathways_auditeventsite_unique_event_site")
+                ],
             },
         ),
         migrations.RunSQL(BACKFILL, reverse_sql=migrations.RunSQL.noop),

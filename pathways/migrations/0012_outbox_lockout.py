@@ -4,20 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pathways', '0011_audit_sites'),
+        ("pathways", "0011_audit_sites"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='notification',
-            name='email_retry_at',
+            model_name="notification",
+            name="email_retry_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='notification',
-            index=models.Index(condition=models.Q(('emailed_at__isnull', True)), fields=['created_at'], name='pathways_notif_unsent'),
+            model_name="notification",
+            index=models.Index(
+                condition=models.Q(("emailed_at__isnull", True)), fields=["created_at"], name="pathways_notif_unsent"
+            ),
         ),
         # Login failures are counted by django-axes (its own tables) since issue 12, section 8.
         migrations.DeleteModel(name="LoginThrottle"),

@@ -4,44 +4,86 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pathways', '0013_task_missed'),
+        ("pathways", "0013_task_missed"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='enrollment',
-            name='diagnosis_recorded_at',
+            model_name="enrollment",
+            name="diagnosis_recorded_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='enrollment',
-            name='diagnosis_status',
-            field=models.CharField(choices=[('provisional', 'Suspected (workup under way)'), ('confirmed', 'Confirmed'), ('refuted', 'Ruled out')], db_default='confirmed', default='confirmed', max_length=16),
+            model_name="enrollment",
+            name="diagnosis_status",
+            field=models.CharField(
+                choices=[
+                    ("provisional", "Suspected (workup under way)"),
+                    ("confirmed", "Confirmed"),
+                    ("refuted", "Ruled out"),
+                ],
+                db_default="confirmed",
+                default="confirmed",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='medicationchange',
-            name='route',
-            field=models.CharField(blank=True, choices=[('oral', 'Oral'), ('intravenous', 'Intravenous'), ('subcutaneous', 'Subcutaneous'), ('intramuscular', 'Intramuscular'), ('topical', 'Topical'), ('other', 'Other')], db_default='', default='', max_length=16),
+            model_name="medicationchange",
+            name="route",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("oral", "Oral"),
+                    ("intravenous", "Intravenous"),
+                    ("subcutaneous", "Subcutaneous"),
+                    ("intramuscular", "Intramuscular"),
+                    ("topical", "Topical"),
+                    ("other", "Other"),
+                ],
+                db_default="",
+                default="",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='pathwaytemplate',
-            name='precautions',
+            model_name="pathwaytemplate",
+            name="precautions",
             field=models.JSONField(blank=True, db_default=[], default=list),
         ),
         migrations.AddField(
-            model_name='tasktemplate',
-            name='stage',
-            field=models.CharField(choices=[('workup', 'Workup of suspected calciphylaxis'), ('treatment', 'Treatment')], db_default='treatment', default='treatment', max_length=16),
+            model_name="tasktemplate",
+            name="stage",
+            field=models.CharField(
+                choices=[("workup", "Workup of suspected calciphylaxis"), ("treatment", "Treatment")],
+                db_default="treatment",
+                default="treatment",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='enrollmentevent',
-            name='kind',
-            field=models.CharField(choices=[('enrolled', 'Enrolled'), ('diagnosis_confirmed', 'Diagnosis confirmed'), ('diagnosis_refuted', 'Diagnosis ruled out'), ('held', 'Put on hold'), ('resumed', 'Resumed'), ('completed', 'Completed'), ('revoked', 'Revoked'), ('care_team_added', 'Care team member added'), ('care_team_ended', 'Care team membership ended')], max_length=32),
+            model_name="enrollmentevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("enrolled", "Enrolled"),
+                    ("diagnosis_confirmed", "Diagnosis confirmed"),
+                    ("diagnosis_refuted", "Diagnosis ruled out"),
+                    ("held", "Put on hold"),
+                    ("resumed", "Resumed"),
+                    ("completed", "Completed"),
+                    ("revoked", "Revoked"),
+                    ("care_team_added", "Care team member added"),
+                    ("care_team_ended", "Care team membership ended"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='enrollment',
-            constraint=models.CheckConstraint(condition=models.Q(('diagnosis_status__in', ['provisional', 'confirmed', 'refuted'])), name='pathways_enrollment_diagnosis_status_valid'),
+            model_name="enrollment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("diagnosis_status__in", ["provisional", "confirmed", "refuted"])),
+                name="pathways_enrollment_diagnosis_status_valid",
+            ),
         ),
     ]

@@ -60,6 +60,8 @@ class Patient(models.Model):
     dialysis_session_time = models.TimeField(null=True, blank=True)
     risk_factors = models.JSONField(default=list, blank=True)
     risk_medications = models.JSONField(default=list, blank=True)
+    # Therapy values the patient is taking now (FHIR MedicationStatement, status active); rules test them.
+    current_therapies = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -25,7 +25,7 @@ from pathways.choices import (
     TaskStatus,
     TemplateStatus,
 )
-from pathways.domain.applicability import template_applies
+from pathways.domain.applicability import STAGE_FOR_DIAGNOSIS, enrollment_stage, template_applies
 from pathways.errors import AlreadyEnrolled, Conflict, IllegalTransition, InvalidInput, NotFound, NotPermitted
 from pathways.models import (
     CareTeamMember,
@@ -90,11 +90,7 @@ def enrollment_apply(
     Raises InvalidInput (unknown pathway, diagnosis status or coordinator), NotPermitted, AlreadyEnrolled.
     """
     now = now or timezone.now()
-    stages: dict[str, str] = {
-        DiagnosisStatus.PROVISIONAL: PathwayStage.WORKUP,
-        DiagnosisStatus.CONFIRMED: PathwayStage.TREATMENT,
-    }
-    if diagnosis_status not in stages:
+    if diagnosis_status not in STAGE_FOR_DIAGNOSIS:
         raise InvalidInput(
             f"an enrollment starts as {DiagnosisStatus.PROVISIONAL} (suspected) or {DiagnosisStatus.CONFIRMED}",
             fields={"diagnosis_status": [f"use {DiagnosisStatus.PROVISIONAL} or {DiagnosisStatus.CONFIRMED}"]},
@@ -138,7 +134,7 @@ def enrollment_apply(
     except IntegrityError as exc:  # a concurrent enrollment won the race; the constraint decides
         raise AlreadyEnrolled(f"patient {patient.pk} already has a live {pathway.slug} enrollment") from exc
 
-    applied, skipped = _start_stage(enrollment, patient, stage=stages[diagnosis_status], actor=actor, now=now)
+    applied, skipped = _start_stage(enrollment, patient, stage=enrollment_stage(diagnosis_status), actor=actor, now=now)
     if coordinator is not None:
         CareTeamMember.objects.create(enrollment=enrollment, user=coordinator, role=Role.COORDINATOR, period_start=now)
     _record(

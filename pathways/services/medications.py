@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathways.domain import instants
 from pathways.errors import InvalidInput
 from pathways.models import MedicationChange, RuleFiring, Task, User
 from pathways.services.observations import enrollment_for_clinical_write
+from pathways.services.replan import enrollments_replan
 from pathways.services.rules import RuleTrigger, rules_evaluate
 
 logger = logging.getLogger(__name__)
@@ -39,12 +41,14 @@ def medication_change_record(
     actor: User | None,
     now: dt.datetime | None = None,
 ) -> MedicationChangeResult:
-    """Record a risk medication started, changed or stopped; a new order fires the medication-review rule.
+    """Record a risk medication started, changed or stopped; a new order or a dose change fires the
+    medication-review rule (the pathway's rules decide: `medication_started`, `medication_dose_changed`).
 
-    The patient's current risk-medication list follows (started adds, stopped removes); what was captured
-    at enrollment stays on the enrollment as it was. `route` (a MedicationRoute value, "" when not recorded)
-    is what a precaution rule reads: the bundled pathway flags a subcutaneous route (rule
-    subcutaneous-injection). Raises InvalidInput (unknown medication, kind or route; no drug name).
+    The patient's current risk-medication list follows (started or dose changed adds, stopped removes), and the
+    enrollment is re-planned when the list changed (services/replan.py); what was captured at enrollment stays
+    on the enrollment as it was. `route` (a MedicationRoute value, "" when not recorded) is what a precaution
+    rule reads: the bundled pathway flags a subcutaneous route (rule subcutaneous-injection). Raises
+    InvalidInput (unknown medication, kind or route; no drug name).
     """
     now = now or timezone.now()
     if medication not in RiskMedication.values:
@@ -82,13 +86,18 @@ def medication_change_record(
         recorded_by=actor,
     )
     patient = enrollment.patient
+    before = copy.copy(patient)
     current = list(patient.risk_medications or [])
-    if kind == MedicationChangeKind.STARTED and medication not in current:
+    # A dose change is of a medication the patient takes: like a new order, it puts it on the list if missing.
+    if kind in (MedicationChangeKind.STARTED, MedicationChangeKind.DOSE_CHANGED) and medication not in current:
         patient.risk_medications = [*current, medication]
         patient.save(update_fields=["risk_medications"])
     elif kind == MedicationChangeKind.STOPPED and medication in current:
         patient.risk_medications = [m for m in current if m != medication]
         patient.save(update_fields=["risk_medications"])
+    if patient.risk_medications != before.risk_medications:
+        # Stopping warfarin ends INR monitoring; starting it starts it (services/replan.py).
+        enrollments_replan(enrollments=[enrollment], before=before, after=patient, actor=actor, now=now)
 
     outcome = rules_evaluate(enrollment=enrollment, trigger=RuleTrigger(medication_change=change), actor=actor, now=now)
     logger.info("medication change recorded: enrollment=%s change=%s kind=%s", enrollment.pk, change.pk, kind)

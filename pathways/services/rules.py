@@ -23,6 +23,7 @@ from django.db.models import Q
 from pathways.choices import (
     OPEN_TASK_STATUSES,
     FlagSeverity,
+    MedicationChangeKind,
     Priority,
     RuleAction,
     RuleOutcome,
@@ -60,6 +61,8 @@ class RuleTrigger:
     findings: list[str] = field(default_factory=list)
     assessment: Assessment | None = None
     medication_change: MedicationChange | None = None
+    # The patient's current therapies; rules_evaluate fills it from the patient record.
+    therapies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -100,6 +103,12 @@ class ObservationHistory:
 # --- actions -------------------------------------------------------------------------------------------
 
 
+_ORDER_WORDS: dict[str, str] = {
+    MedicationChangeKind.STARTED: "new order",
+    MedicationChangeKind.DOSE_CHANGED: "dose change",
+}
+
+
 def _describe(rule: Rule, matches: list[Match]) -> str:
     reasons = []
     for m in matches:
@@ -109,7 +118,9 @@ def _describe(rule: Rule, matches: list[Match]) -> str:
         elif "route" in d:
             reasons.append(f"{d['drug_name']} ({d['medication']}) by the {d['route']} route")
         elif "medication" in d:
-            reasons.append(f"new order: {d['drug_name']} ({d['medication']})")
+            reasons.append(f"{_ORDER_WORDS.get(d.get('kind', ''), 'new order')}: {d['drug_name']} ({d['medication']})")
+        elif "therapies" in d:
+            reasons.append("current therapy: " + ", ".join(d["therapies"]))
         else:
             reasons.append(f"{d['code']} {d['value']} {d['unit']}")
     return f"{rule.description}\nTriggered by: {'; '.join(reasons)}."
@@ -189,7 +200,8 @@ def _create_task(ctx: _Context, action: dict[str, Any]) -> None:
     )
     change = ctx.trigger.medication_change
     if change is not None:
-        new = replace(new, title=f"{template.title} (new order: {change.drug_name})"[:255])
+        words = _ORDER_WORDS.get(change.kind, "new order")
+        new = replace(new, title=f"{template.title} ({words}: {change.drug_name})"[:255])
     new = replace(new, instructions=f"{_describe(ctx.rule, ctx.matches)}\n\n{new.instructions}".strip())
     _task_or_link(ctx, new, _open_rule_tasks(ctx).filter(template=template))
 
@@ -285,7 +297,11 @@ def _clear_flags(
 def rules_evaluate(
     *, enrollment: Enrollment, trigger: RuleTrigger, actor: User | None, now: dt.datetime
 ) -> RulesResult:
-    """Run the enrollment's pinned version's rules for this trigger (caller holds the transaction and the lock)."""
+    """Run the enrollment's pinned version's rules for this trigger (caller holds the transaction and the lock).
+
+    Conditions on current therapies read the patient record as it is now (``Patient.current_therapies``).
+    """
+    trigger = replace(trigger, therapies=list(enrollment.patient.current_therapies or []))
     result = RulesResult()
     history = ObservationHistory(enrollment)
     rules = Rule.objects.filter(pathway_id=enrollment.template_id).order_by("position")

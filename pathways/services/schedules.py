@@ -10,7 +10,11 @@ next (docs/scheduling.md). The writes:
   `schedule_on_task_closed`, called by the one transition function in services/tasks.py);
 - pause and resume: enrollment holds (`schedules_pause`, `schedule_resume`) and safety holds set by a rule
   (`schedule_hold_for_safety`, released through services/enrollment.py `schedule_release_hold`);
-- finish: an ended enrollment's schedules stop (`schedules_finish`).
+- finish: an ended enrollment's schedules stop (`schedules_finish`);
+- re-plan after a change to the patient (docs/scheduling.md, "Re-planning"): a schedule follows the new
+  dialysis calendar from the next occurrence (`schedule_replan_from`), a template that stops applying ends
+  (`schedule_end`), one that starts applying starts or restarts from now (`schedule_start_from`); the
+  orchestration, with the task cancellations and the recorded reasons, is services/replan.py.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from pathways.choices import RecurrenceKind, ScheduleStatus, TaskStatus
+from pathways.choices import EnrollmentStatus, RecurrenceKind, ScheduleStatus, TaskStatus
 from pathways.domain.recurrence import (
     PatientCalendar,
     RecurrenceSpec,
@@ -398,3 +402,71 @@ def schedules_finish(*, enrollment: Enrollment, now: dt.datetime) -> int:
         .exclude(status=ScheduleStatus.FINISHED)
         .update(status=ScheduleStatus.FINISHED, finished_at=now, next_due_at=None, updated_at=now)
     )
+
+
+# --- re-planning after a change to the patient ----------------------------------------------------------
+
+
+def schedule_replan_from(schedule: Schedule, *, now: dt.datetime) -> dt.datetime | None:
+    """Re-plan a (locked) schedule on its patient's calendar as stored now: the next occurrence strictly after
+    `now`, in the site's local time (aware UTC; None when the rule yields no more, and the schedule finishes).
+
+    The anchor, the occurrence count and the status stay: a paused schedule keeps waiting for its resume or
+    release, from the new next occurrence. The caller closes the open occurrences the old calendar made.
+    Needs `task_template` and `enrollment.patient.site` loaded (the patient as saved, with its new values).
+    """
+    spec = RecurrenceSpec.for_template(schedule.task_template)
+    following = occurrence_after(
+        spec,
+        anchor=schedule.anchor_at,
+        cal=PatientCalendar.for_patient(schedule.enrollment.patient),
+        after=now,
+        made=schedule.occurrences_made,
+    )
+    schedule.next_due_at = following
+    if following is None:
+        schedule.status, schedule.finished_at = ScheduleStatus.FINISHED, now
+    schedule.save(update_fields=["next_due_at", "status", "finished_at", "updated_at"])
+    return following
+
+
+def schedule_end(schedule: Schedule, *, now: dt.datetime) -> None:
+    """A (locked) schedule's template no longer applies to the patient: it finishes now (nothing more is made)."""
+    schedule.status, schedule.finished_at, schedule.next_due_at = ScheduleStatus.FINISHED, now, None
+    schedule.paused_at, schedule.pause_reason = None, ""
+    schedule.save(update_fields=["status", "finished_at", "next_due_at", "paused_at", "pause_reason", "updated_at"])
+
+
+def schedule_start_from(
+    *,
+    enrollment: Enrollment,
+    template: TaskTemplate,
+    existing: Schedule | None,
+    actor: User | None,
+    now: dt.datetime,
+) -> Schedule:
+    """A template starts to apply mid-enrollment: its schedule starts from now, by the template's first-due rule
+    (a day-0 template is due at once), exactly as at enrolment but anchored at `now`.
+
+    `existing` is the (locked) schedule an earlier end finished; it restarts in place, keeping its occurrence
+    numbers (so a count bound counts the earlier occurrences too). An enrollment on hold gets the schedule
+    paused; its resume starts it. Caller holds the transaction; `enrollment.patient.site` loaded.
+    """
+    if existing is None and enrollment.status == EnrollmentStatus.ACTIVE:
+        return schedules_start(enrollment=enrollment, templates=[template], actor=actor, now=now)[0]
+    schedule = existing or Schedule(enrollment=enrollment, task_template=template)
+    first = first_occurrence(
+        RecurrenceSpec.for_template(template), anchor=now, cal=PatientCalendar.for_patient(enrollment.patient)
+    )
+    schedule.anchor_at, schedule.next_due_at = now, first
+    schedule.finished_at, schedule.pause_reason = (None if first else now), ""
+    if first is None:
+        schedule.status, schedule.paused_at = ScheduleStatus.FINISHED, None
+    elif enrollment.status == EnrollmentStatus.ON_HOLD:
+        schedule.status, schedule.paused_at = ScheduleStatus.PAUSED, now
+    else:
+        schedule.status, schedule.paused_at = ScheduleStatus.ACTIVE, None
+    schedule.save()
+    schedule.enrollment = enrollment
+    schedules_materialize(schedules=[schedule], until=now, now=now, actor=actor)
+    return schedule

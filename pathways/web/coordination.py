@@ -51,6 +51,7 @@ from pathways.services import enrollment as enrollment_services
 from pathways.services.assignment import tasks_assign_bulk
 from pathways.services.enrollment import schedule_release_hold
 from pathways.services.patients import patient_create, patient_update
+from pathways.services.replan import ReplanOutcome
 from pathways.services.tasks import task_assign
 from pathways.web.coordination_forms import (
     BoardFilterForm,
@@ -208,13 +209,28 @@ def _initial(patient: Patient) -> dict[str, Any]:
         "dialysis_session_time": patient.dialysis_session_time,
         "risk_factors": list(patient.risk_factors or []),
         "risk_medications": list(patient.risk_medications or []),
+        "current_therapies": list(patient.current_therapies or []),
     }
+
+
+def _replan_message(outcomes: list[ReplanOutcome]) -> str:
+    """What re-planning did, in a sentence for the coordinator ("" when nothing changed)."""
+    parts = []
+    for outcome in outcomes:
+        parts += [f"{code} started" for code in outcome.started]
+        parts += [f"{code} ended" for code in outcome.ended]
+        parts += [f"{code} re-planned from the next session" for code in outcome.replanned]
+    if not parts:
+        return ""
+    cancelled = sum(len(o.tasks_cancelled) for o in outcomes)
+    return f" Plan updated: {', '.join(parts)}; {cancelled} open task(s) cancelled with the reason."
 
 
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def patient_edit(request: HttpRequest, patient_id: int) -> HttpResponse:
-    """Edit a patient (patient_update). Dialysis modality, days and session time are refused while enrolled."""
+    """Edit a patient (patient_update). A change to the dialysis modality, days or session time or to the risk
+    medications re-plans the patient's live enrollments; the message says what changed."""
     user = _coordinator(request)
     patient = _patient(user, patient_id)
     form = PatientForm(_posted(request), initial=_initial(patient), editing=True)
@@ -222,12 +238,12 @@ def patient_edit(request: HttpRequest, patient_id: int) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             try:
-                patient_update(patient_id=patient.pk, actor=user, **form.cleaned_data)
+                result = patient_update(patient_id=patient.pk, actor=user, changes=form.cleaned_data)
             except DomainError as exc:
                 status = form_error(form, exc)
             else:
                 _audit_patient(request, patient, "workspace patient edit")
-                messages.success(request, "Patient details saved.")
+                messages.success(request, "Patient details saved." + _replan_message(result.replanned))
                 return HttpResponseRedirect(patient_href(patient.pk))
         else:
             status = 400

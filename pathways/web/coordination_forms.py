@@ -10,7 +10,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from pathways.choices import DialysisModality, RiskFactor, RiskMedication, Role, Sex, Weekday
+from pathways.choices import DialysisModality, RiskFactor, RiskMedication, Role, Sex, Therapy, Weekday
 from pathways.models import Site, User
 from pathways.services.assignment import MAX_BULK
 from pathways.web.fields import BoundedDateField, StrictIntegerField
@@ -59,6 +59,12 @@ class PatientForm(forms.Form):
     )
     risk_medications = forms.MultipleChoiceField(
         choices=RiskMedication.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    current_therapies = forms.MultipleChoiceField(
+        choices=Therapy.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the patient takes now; rules such as 'PTH > 9x upper normal despite cinacalcet' read it.",
     )
 
     def __init__(self, *args: Any, sites: QuerySet[Site] | None = None, editing: bool = False, **kwargs: Any) -> None:

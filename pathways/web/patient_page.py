@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from pathways.choices import DerivedCode, ObservationCode
+from pathways.choices import DerivedCode, ObservationCode, RiskMedication, Therapy
 from pathways.domain.units import canonical_unit
 from pathways.middleware import audit_note
 from pathways.models import Observation
@@ -61,6 +61,10 @@ def sparkline(values: Sequence[Observation], *, title: str, chart_id: str) -> Sa
         f'<polyline class="series" fill="none" points="{path}"/>'
         f'<circle class="point" cx="{last_x:.1f}" cy="{last_y:.1f}" r="3"/></svg>'
     )
+
+
+THERAPY_LABELS = dict(Therapy.choices)
+RISK_MEDICATION_LABELS = dict(RiskMedication.choices)
 
 
 @login_required
@@ -113,6 +117,8 @@ def patient(request: HttpRequest, patient_id: int) -> HttpResponse:
             "columns": columns,
             "flags": data.flags,
             "labs": labs,
+            "therapies": [THERAPY_LABELS.get(t, t) for t in data.patient.current_therapies or []],
+            "risk_medications": [RISK_MEDICATION_LABELS.get(m, m) for m in data.patient.risk_medications or []],
             "medication_changes": [
                 {"change": c, "at": local_time(c.effective_at, zone)} for c in data.medication_changes
             ],

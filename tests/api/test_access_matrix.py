@@ -97,10 +97,20 @@ MATRIX: dict[str, list[Row]] = {
                 "family_name": "Newpatient",
                 "birth_date": "1955-02-03",
                 "dialysis_modality": "HD",
+                "dialysis_days": [0, 2, 4],
             },
         ),
     ],
-    "patient-detail": [Row("GET", "/api/v1/patients/{patient}/", ALL_200, outsiders=SITE_AND_TEAM)],
+    "patient-detail": [
+        Row("GET", "/api/v1/patients/{patient}/", ALL_200, outsiders=SITE_AND_TEAM),
+        Row(
+            "PATCH",
+            "/api/v1/patients/{patient}/",
+            {C: 200, D: 200, A: 403, W: 403},
+            body=lambda w: {"dialysis_days": [1, 3, 5], "current_therapies": ["cinacalcet"]},
+            outsiders=SITE_AND_TEAM,
+        ),
+    ],
     "pathway-list": [Row("GET", "/api/v1/pathways/", ALL_200)],
     "pathway-detail": [Row("GET", "/api/v1/pathways/{pathway}/", ALL_200)],
     "enrollment-list": [

@@ -160,6 +160,7 @@ def test_bad_patient_bodies_are_rejected_and_create_nothing(world: World, change
         "family_name": "Person",
         "birth_date": "1955-02-03",
         "dialysis_modality": "HD",
+        "dialysis_days": [0, 2, 4],
         **change,
     }
     before = Patient.objects.count()

@@ -20,7 +20,14 @@ ENROLLED_AT = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def hd_patient(site):
-    return PatientFactory(site=site, dialysis_modality=DialysisModality.HEMODIALYSIS, dialysis_days=[0, 2, 4])
+    # On cinacalcet, so that "PTH > 9x upper normal despite cinacalcet" can fire (tests/clinical/test_therapies.py
+    # shows it does not without).
+    return PatientFactory(
+        site=site,
+        dialysis_modality=DialysisModality.HEMODIALYSIS,
+        dialysis_days=[0, 2, 4],
+        current_therapies=["cinacalcet"],
+    )
 
 
 @pytest.fixture

@@ -16,16 +16,18 @@ import pytest
 import yaml
 from django.conf import settings
 
-from pathways.choices import FlagSeverity, MedicationChangeKind, RuleAction
+from pathways.choices import FlagSeverity, MedicationChangeKind, RuleAction, Therapy
 from pathways.domain import units
 from pathways.domain.conditions import (
     COMBINATORS,
     COMPARISONS,
     EVENTS,
     OPS,
+    STATES,
     TRENDS,
     Comparison,
     Condition,
+    CurrentTherapy,
     Match,
     Outside,
     RiseFromBaseline,
@@ -45,7 +47,8 @@ from tests.factories import PatientFactory
 DOC = Path(settings.BASE_DIR) / "docs" / "clinical-rules.md"
 ENROLLED_AT = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 
-# {code: value or [series, oldest first], "findings": [...], "medication_started": name, "medication_route": route}
+# {code: value or [series, oldest first], "findings": [...], "medication_started": name,
+#  "medication_dose_changed": name, "medication_route": route, "therapies": [...]}
 Spec = dict[str, Any]
 
 
@@ -82,6 +85,12 @@ def _problems(when: object = None, then: object = None) -> list[tuple[str, str, 
     return [(code, field, message) for _, code, field, message in excinfo.value.problems]
 
 
+MEDICATION_EVENTS = {
+    "medication_started": MedicationChangeKind.STARTED,
+    "medication_dose_changed": MedicationChangeKind.DOSE_CHANGED,
+}
+
+
 class Harness:
     """Stores a spec's observations (series oldest first, an hour apart, after enrollment) and evaluates.
 
@@ -111,14 +120,14 @@ class Harness:
         change = None
         hour = 0
         for key, value in spec.items():
-            if key == "findings":
+            if key in ("findings", "therapies"):
                 continue
-            if key == "medication_started":
+            if key in MEDICATION_EVENTS:
                 change = MedicationChange(
                     enrollment=self.enrollment,
                     medication=value,
                     drug_name=f"{value} (test order)",
-                    kind=MedicationChangeKind.STARTED,
+                    kind=MEDICATION_EVENTS[key],
                 )
                 continue
             if key == "medication_route":
@@ -145,7 +154,12 @@ class Harness:
                 )
                 if i == len(series) - 1:
                     new.append(obs)
-        trigger = RuleTrigger(observations=new, findings=list(spec.get("findings", [])), medication_change=change)
+        trigger = RuleTrigger(
+            observations=new,
+            findings=list(spec.get("findings", [])),
+            medication_change=change,
+            therapies=list(spec.get("therapies", [])),
+        )
         condition = condition_parse(_loaded(when))
         return condition.matches(trigger, ObservationHistory(self.enrollment)), new
 
@@ -222,14 +236,27 @@ def _generated() -> list[tuple[str, Any, Spec, bool]]:
             if name == "finding":
                 cases.append((f"finding-{value}", cond, {"findings": [other, value]}, True))
                 cases.append((f"finding-{value}-absent", cond, {"findings": [other]}, False))
-            elif name == "medication_started":
-                cases.append((f"medication_started-{value}", cond, {"medication_started": value}, True))
-                cases.append((f"medication_started-{value}-other", cond, {"medication_started": other}, False))
+            elif name in MEDICATION_EVENTS:
+                cases.append((f"{name}-{value}", cond, {name: value}, True))
+                cases.append((f"{name}-{value}-other", cond, {name: other}, False))
+                # The other kind of change to the same medication is another event.
+                (twin,) = set(MEDICATION_EVENTS) - {name}
+                cases.append((f"{name}-{value}-as-{twin}", cond, {twin: value}, False))
             elif name == "medication_route":
                 cases.append((f"medication_route-{value}", cond, {"medication_route": value}, True))
                 cases.append((f"medication_route-{value}-other", cond, {"medication_route": other}, False))
             else:
                 raise AssertionError(f"no generated cases for event {name}")
+    for key, state in STATES.items():
+        if state is CurrentTherapy:
+            for value in Therapy.values:
+                other = next(v for v in Therapy.values if v != value)
+                cond = {key: [value]}
+                cases.append((f"{key}-{value}", cond, {"therapies": [other, value]}, True))
+                cases.append((f"{key}-{value}-absent", cond, {"therapies": [other]}, False))
+                cases.append((f"{key}-{value}-none", cond, {}, False))
+        else:
+            raise AssertionError(f"no generated cases for state {key} ({state.__name__})")
     high = {"observation": "phosphate", "op": "gt", "value": 5}
     sepsis = {"event": "finding", "findings_any": ["sepsis"]}
     for key in COMBINATORS:
@@ -312,7 +339,7 @@ def _doc_examples() -> list[dict[str, Any]]:
 def _doc_inline_conditions() -> list[Any]:
     """Conditions quoted inline in the prose, e.g. `{observation: phosphate, op: gt, value: 6.0}`."""
     text = DOC.read_text(encoding="utf-8")
-    spans = re.findall(r"`(\{(?:observation|derived|event|any|all):[^`]*\})`", text)
+    spans = re.findall(r"`(\{(?:observation|derived|event|therapies_any|any|all):[^`]*\})`", text)
     return [yaml.safe_load(span) for span in spans]
 
 
@@ -347,7 +374,7 @@ def test_conditions_quoted_in_the_prose_load_and_evaluate(harness: Harness) -> N
 # --- (3) unknown kinds, operators and names are rejected with the loader's message -----------------------
 
 REJECTED = [
-    ({"colour": "red"}, "when", "a condition needs one of: observation, derived, event, any, all"),
+    ({"colour": "red"}, "when", "a condition needs one of: observation, derived, event, therapies_any, any, all"),
     ([{"observation": "phosphate"}], "when", "a condition must be a non-empty mapping"),
     ({"any": []}, "when.any", "must be a non-empty list of conditions"),
     (
@@ -375,13 +402,25 @@ REJECTED = [
     (
         {"any": [{}, {"event": "fall", "findings_any": ["sepsis"]}]},
         "when.any[1].event",
-        "unknown event 'fall'; expected one of ['finding', 'medication_route', 'medication_started']",
+        "unknown event 'fall'; expected one of "
+        "['finding', 'medication_dose_changed', 'medication_route', 'medication_started']",
     ),
     ({"event": "finding", "findings_any": []}, "when", "event finding takes exactly one list, findings_any"),
     (
         {"event": "medication_started", "medications_any": ["aspirin"]},
         "when.medications_any",
         "unknown value 'aspirin'; expected one of: calcium_binder, corticosteroid, iron, vitamin_d, warfarin",
+    ),
+    ({"therapies_any": []}, "when", "therapies_any takes exactly one non-empty list of therapies"),
+    (
+        {"therapies_any": ["cinacalcet"], "observation": "pth"},
+        "when",
+        "therapies_any takes exactly one non-empty list of therapies",
+    ),
+    (
+        {"all": [{"therapies_any": ["aspirin"]}]},
+        "when.all[0].therapies_any",
+        "unknown value 'aspirin'; expected one of: alteplase, apixaban, cinacalcet, immunosuppressant, ",
     ),
     (
         {"observation": "glucose", "op": "gt", "value": 5},
@@ -392,7 +431,8 @@ REJECTED = [
     (
         {"event": ["finding"]},
         "when.event",
-        "unknown event ['finding']; expected one of ['finding', 'medication_route', 'medication_started']",
+        "unknown event ['finding']; expected one of "
+        "['finding', 'medication_dose_changed', 'medication_route', 'medication_started']",
     ),
     ({"observation": "phosphate", "op": ["gt"], "value": 5}, "when", "needs op (gt, ge, lt, le, outside), trend"),
     ({"observation": "wbc", "trend": ["rising"]}, "when", "trend must be one of ['rising', 'worse_consecutive']"),

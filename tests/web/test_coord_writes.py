@@ -70,6 +70,8 @@ def test_registering_a_patient_saves_it_and_goes_on_to_the_enrolment_preview(wor
         ({"dialysis_session_time": "25:99"}, "dialysis_session_time"),
         ({"risk_factors": ["vampirism"]}, "risk_factors"),
         ({"risk_medications": ["x\x00"]}, "risk_medications"),
+        ({"current_therapies": ["aspirin"]}, "current_therapies"),
+        ({"dialysis_days": None}, "dialysis_days"),  # haemodialysis without days is refused, never silent
         ({"site": "99999999999999999999"}, "site"),
         ({"site": "abc"}, "site"),
     ],
@@ -118,6 +120,7 @@ def _edit_form(patient: Patient, **overrides: object) -> dict[str, object]:
         dialysis_session_time=patient.dialysis_session_time.strftime("%H:%M") if patient.dialysis_session_time else "",
         risk_factors=list(patient.risk_factors),
         risk_medications=list(patient.risk_medications),
+        current_therapies=list(patient.current_therapies),
     )
     data.update(overrides)
     return data
@@ -133,20 +136,30 @@ def test_editing_a_patient_saves_and_returns_to_the_patient_page(world: World) -
     assert patient.given_name == "Renamed" and patient.dialysis_days == [1, 3, 5]
 
 
-@pytest.mark.parametrize(
-    "change",
-    [{"dialysis_days": ["1", "3"]}, {"dialysis_modality": "PD"}, {"dialysis_session_time": "06:00"}],
-)
-def test_schedule_fields_cannot_change_while_enrolled_pending_issue_14(world: World, change: dict[str, object]) -> None:
-    patient = world.patient  # has a live enrollment
+def test_editing_an_enrolled_patients_dialysis_days_replans_and_says_so(world: World) -> None:
+    patient = world.patient  # has a live enrollment, Mon/Wed/Fri
+    response = client_as(world.users["coordinator"]).post(
+        f"/patients/{patient.pk}/edit/",
+        _edit_form(patient, dialysis_days=["1", "3", "5"], current_therapies=["cinacalcet"]),
+        follow=True,
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Plan updated: pain-score-dialysis re-planned from the next session" in page
+    patient.refresh_from_db()
+    assert (patient.dialysis_days, patient.current_therapies) == ([1, 3, 5], ["cinacalcet"])
+    sts = Schedule.objects.get(enrollment__patient=patient, task_template__code="sodium-thiosulfate")
+    assert sts.next_due_at is not None and sts.next_due_at.astimezone(patient.site.tzinfo).weekday() in (1, 3, 5)
+
+
+def test_a_haemodialysis_patient_without_days_is_refused_on_the_form(world: World) -> None:
+    patient = world.patient
     before = Patient.objects.values().get(pk=patient.pk)
     response = client_as(world.users["coordinator"]).post(
-        f"/patients/{patient.pk}/edit/", _edit_form(patient, given_name="Other", **change)
+        f"/patients/{patient.pk}/edit/", _edit_form(patient, dialysis_days=[])
     )
-    assert response.status_code == 409
-    form = response.context["form"]
-    assert "issue 14" in " ".join(form.non_field_errors())
-    assert next(iter(change)) in form.errors
+    assert response.status_code == 400
+    assert "required for haemodialysis" in " ".join(response.context["form"].errors["dialysis_days"])
     assert Patient.objects.values().get(pk=patient.pk) == before
 
 

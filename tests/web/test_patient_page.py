@@ -92,6 +92,21 @@ def test_the_page_shows_flags_labs_with_trends_and_medication_changes(world: Wor
     assert "10.6 mg/dL" in html  # the latest calcium
     assert 'role="img"' in html and "3 values, from 9 to 10.6 mg/dL" in html  # a text alternative
     assert "calcium acetate 667 mg" in html
+    assert "Current therapies: none recorded · risk medications: Calcium-based phosphate binder" in html
+
+
+def test_the_page_shows_the_current_therapies_and_the_reasons_of_a_replan(world: World) -> None:
+    from pathways.services.patients import patient_update
+
+    patient_update(
+        patient_id=world.patient.pk,
+        actor=world.users["coordinator"],
+        changes={"current_therapies": ["cinacalcet", "apixaban"], "dialysis_modality": "PD", "dialysis_days": []},
+    )
+    html = login(world.users["wound_nurse"]).get(f"/patients/{world.patient.pk}/").content.decode()
+    assert "Current therapies: Cinacalcet (calcimimetic), Apixaban (anticoagulation)" in html
+    assert "Enrollment task template ended (no longer applies)" in html
+    assert "sodium-thiosulfate no longer applies: dialysis modality Hemodialysis -&gt; Peritoneal dialysis" in html
 
 
 def _busy(world: World) -> None:
