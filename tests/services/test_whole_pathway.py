@@ -417,3 +417,25 @@ def test_the_docs_list_every_template_and_rule_with_its_source(pathway) -> None:
         assert start in text and end in text, doc
         shown = text.split(start, 1)[1].split(end, 1)[0]
         assert shown == expected, f"{doc} is out of date; regenerate with manage.py load_pathways --sources-table"
+
+
+def test_a_change_to_a_suspected_patient_re_plans_the_workup_only(pathway, site, coordinator) -> None:
+    # Issue 14's re-planning meets issue 16's stages: starting warfarin during the workup must not start INR
+    # monitoring (a treatment template); confirming the diagnosis later does.
+    from pathways.services.patients import patient_update
+
+    enrollment = _suspected(site, coordinator, dialysis_modality=DialysisModality.HEMODIALYSIS, risk_medications=[])
+    before = _template_codes(enrollment)
+    result = patient_update(
+        patient_id=enrollment.patient_id,
+        actor=coordinator,
+        changes={"risk_medications": ["warfarin"]},
+        now=MONDAY + dt.timedelta(hours=1),
+    )
+    assert [o.started for o in result.replanned] == [[]]
+    assert _template_codes(enrollment) == before
+    assert not before & {"inr-monitoring"} and before <= WORKUP | UNDERLYING_CAUSE
+    enrollment_diagnosis_record(
+        enrollment_id=enrollment.pk, diagnosis_status=DiagnosisStatus.CONFIRMED, actor=coordinator, now=THURSDAY
+    )
+    assert "inr-monitoring" in _template_codes(enrollment)
