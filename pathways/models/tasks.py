@@ -119,11 +119,17 @@ class Task(models.Model):
         indexes = [
             # "My queue": open tasks assigned to a user, soonest due first.
             models.Index(fields=["assignee", "due_at"], name="pathways_task_my_queue", condition=OPEN_Q),
-            # "Role pool": open unassigned tasks of a role within an enrollment.
+            # "Role pool": open unassigned tasks of a role within an enrollment. The queue reaches it from the
+            # user's live memberships, one (enrollment, role) at a time (selectors.access, issue 15).
             models.Index(
                 fields=["enrollment", "role", "due_at"],
                 name="pathways_task_role_pool",
                 condition=OPEN_Q & Q(assignee__isnull=True),
+            ),
+            # The same for pool lists over every status (`tasks/?pool=true`, claims): unassigned tasks of a role
+            # within an enrollment, open or closed, so a specialist's scope never reads their teams' other tasks.
+            models.Index(
+                fields=["enrollment", "role"], name="pathways_task_pool_any", condition=Q(assignee__isnull=True)
             ),
             # "Overdue" and the escalation sweep: open tasks by due time.
             models.Index(fields=["due_at"], name="pathways_task_open_due", condition=OPEN_Q),

@@ -7,6 +7,7 @@ Out-of-scope objects are simply absent from the querysets: callers answer 404, n
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
@@ -103,7 +104,7 @@ def _live_membership(user: User, *, with_role: bool) -> Exists:
     return Exists(CareTeamMember.objects.filter(filters))
 
 
-def _care_team_task_ids(user: User, *, open_only: bool, pool_any_assignee: bool = False) -> QuerySet[Task]:
+def _care_team_task_ids(user: User, *, open_only: bool, pool_any_assignee: bool = False) -> QuerySet[Task, Any]:
     """Ids of the tasks a specialist reaches through their live care-team memberships: the tasks assigned to
     them on a care team they are on, plus the tasks of a role they hold there that are in its pool (or, with
     `pool_any_assignee`, whoever holds them).
@@ -141,22 +142,21 @@ def scope_tasks(user: User, *, open_only: bool = False) -> QuerySet[Task]:
 def scope_task_queue(user: User) -> QuerySet[Task]:
     """The user's open work ("my queue"), within scope_tasks: the open tasks assigned to them, plus the open
     pools of the roles they hold on their live care teams. For a specialist that is exactly their open
-    scope_tasks; coordinators and admins see more than they work, so theirs is narrowed to the same two kinds,
-    again starting from their own rows (assignee index, memberships)."""
-    visible = scope_tasks(user, open_only=True)
+    scope_tasks. Coordinators, auditors and admins see more than they work: theirs is the same two kinds within
+    their scope (their sites; admins everywhere), again starting from their own rows (the assignee index, their
+    memberships), never from their sites' whole open work."""
     if not (is_admin(user) or is_coordinator(user) or is_auditor(user)):
-        return visible
+        return scope_tasks(user, open_only=True)
     tasks = Task.objects.order_by().filter(status__in=OPEN_TASK_STATUSES)
-    pool = tasks.filter(
-        Exists(
-            CareTeamMember.objects.filter(
-                enrollment=OuterRef("enrollment"), user=user, period_end__isnull=True, role=OuterRef("role")
-            )
-        ),
-        assignee__isnull=True,
+    membership = CareTeamMember.objects.filter(
+        enrollment=OuterRef("enrollment"), user=user, period_end__isnull=True, role=OuterRef("role")
     )
     mine = tasks.filter(assignee=user)
-    return visible.filter(pk__in=pool.values("pk").union(mine.values("pk"), all=True))
+    if not is_admin(user):
+        membership = membership.filter(enrollment__patient__site__in=_site_ids(user))
+        mine = mine.filter(enrollment__patient__site__in=_site_ids(user))
+    pool = tasks.filter(Exists(membership), assignee__isnull=True)
+    return Task.objects.filter(pk__in=pool.values("pk").union(mine.values("pk"), all=True))
 
 
 def scope_tasks_to_claim(user: User) -> QuerySet[Task]:
