@@ -80,7 +80,7 @@ CHUNK_ENROLLMENTS = 2_000  # 100,000 tasks per COPY transaction
 BENCH_PASSWORD_HASH = "!bench-no-login"  # noqa: S105 - unusable: the benchmark authenticates with tokens
 SPECIALISTS: list[str] = sorted(str(r) for r in SPECIALIST_ROLES)
 # The open-heavy shape: each specialist is on this many live care teams, whatever the scale.
-OPEN_TEAMS_PER_SPECIALIST = 20
+OPEN_TEAMS_PER_SPECIALIST = 40
 OPEN_DUE_FROM = dt.timedelta(days=-1)  # open-heavy tasks fall due from a day ago ...
 OPEN_DUE_TO = dt.timedelta(days=13)  # ... to two weeks ahead
 

@@ -120,7 +120,13 @@ def _care_team_task_ids(user: User, *, open_only: bool, pool_any_assignee: bool 
     pool = tasks.filter(_live_membership(user, with_role=True))
     if not pool_any_assignee:
         pool = pool.filter(assignee__isnull=True)
-    mine = tasks.filter(_live_membership(user, with_role=False), assignee=user)
+    # The site check on the task's side here: inside the membership it makes PostgreSQL expect a handful of
+    # memberships and read every task of them, rather than the user's own tasks through the assignee index.
+    mine = tasks.filter(
+        Exists(CareTeamMember.objects.filter(enrollment=OuterRef("enrollment"), user=user, period_end__isnull=True)),
+        assignee=user,
+        enrollment__patient__site__in=_site_ids(user),
+    )
     return pool.values("pk").union(mine.values("pk"), all=True)
 
 

@@ -78,11 +78,16 @@ def test_a_specialists_pages_read_the_same_rows_when_ten_times_more_unrelated_po
 
     assert shown_after == shown_before
     assert statements_after == statements_before
+    # What the user's care teams hold (every status): the most a plan that starts from the user may read.
+    team_tasks = Task.objects.filter(
+        enrollment__care_team__user=user, enrollment__care_team__period_end__isnull=True
+    ).count()
     for name, before in reads_before.items():
-        # The same plan shape reads the same rows; allow some slack for a different but still bounded plan.
-        assert reads_after[name] <= before * 1.5 + 100, (name, reads_before, reads_after)
-        # Reading the new pool tasks at all (the OR-of-EXISTS plan) would add at least `added` rows.
-        assert reads_after[name] - before < added / 10, (name, reads_before, reads_after, added)
+        # PostgreSQL may pick another plan on the bigger tables (the user's tasks through the assignee index, or
+        # every task of the user's teams through the enrollment index): either stays within the user's teams ...
+        assert reads_after[name] <= 2 * team_tasks + 100, (name, team_tasks, reads_before, reads_after)
+        # ... whereas reading the network's new pool work at all (the OR-of-EXISTS plan) adds at least `added`.
+        assert reads_after[name] - before < added / 2, (name, reads_before, reads_after, added)
 
 
 def test_looking_up_one_task_to_claim_reads_a_handful_of_rows(pathway: PathwayTemplate, monkeypatch) -> None:
