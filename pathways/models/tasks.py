@@ -131,6 +131,10 @@ class Task(models.Model):
             models.Index(
                 fields=["enrollment", "role"], name="pathways_task_pool_any", condition=Q(assignee__isnull=True)
             ),
+            # A user's own tasks on one enrollment: the assigned branch of a specialist's scope checks each of
+            # their care teams (or each of their tasks) with both columns in the index condition, whichever way
+            # PostgreSQL drives it, instead of reading every task of the team (issue 15).
+            models.Index(fields=["assignee", "enrollment"], name="pathways_task_assignee_enr"),
             # "Overdue" and the escalation sweep: open tasks by due time.
             models.Index(fields=["due_at"], name="pathways_task_open_due", condition=OPEN_Q),
             # Adherence reports: every task due in a window, whatever its status. It carries every column the

@@ -90,18 +90,18 @@ def scope_patients(user: User) -> QuerySet[Patient]:
     return qs.filter(pk__in=member_of)
 
 
-def _live_membership(user: User, *, with_role: bool) -> Exists:
-    """A live care-team membership of `user` on the outer task's enrollment (at one of the user's sites), and in
-    the task's role when `with_role`."""
-    filters = Q(
-        enrollment=OuterRef("enrollment"),
-        user=user,
-        period_end__isnull=True,
-        enrollment__patient__site__in=_site_ids(user),
+def _live_membership_in_role(user: User) -> Exists:
+    """A live care-team membership of `user` in the outer task's role on its enrollment, at one of the user's
+    sites."""
+    return Exists(
+        CareTeamMember.objects.filter(
+            enrollment=OuterRef("enrollment"),
+            role=OuterRef("role"),
+            user=user,
+            period_end__isnull=True,
+            enrollment__patient__site__in=_site_ids(user),
+        )
     )
-    if with_role:
-        filters &= Q(role=OuterRef("role"))
-    return Exists(CareTeamMember.objects.filter(filters))
 
 
 def _care_team_task_ids(user: User, *, open_only: bool, pool_any_assignee: bool = False) -> QuerySet[Task, Any]:
@@ -117,7 +117,7 @@ def _care_team_task_ids(user: User, *, open_only: bool, pool_any_assignee: bool 
     tasks = Task.objects.order_by()  # no ORDER BY inside the UNION
     if open_only:
         tasks = tasks.filter(status__in=OPEN_TASK_STATUSES)
-    pool = tasks.filter(_live_membership(user, with_role=True))
+    pool = tasks.filter(_live_membership_in_role(user))
     if not pool_any_assignee:
         pool = pool.filter(assignee__isnull=True)
     # The site check on the task's side here: inside the membership it makes PostgreSQL expect a handful of
