@@ -11,6 +11,12 @@ for a patient not on hemodialysis, no INR checks without warfarin). History most
 completed (on time or late), some cancelled, failed (missed, for session-bound work) or entered in error; live
 work requested (in the role pool or assigned), accepted, in progress, on hold, some overdue and escalated.
 
+A second, open-heavy shape (`shape=OPEN`, issue 15) is a busy network instead of a long one: every enrollment
+is live, its tasks fall due over the next two weeks (so nearly all are open, most of them requested in a role
+pool), the open work grows with the scale, and each specialist serves on a fixed number of care teams
+(OPEN_TEAMS_PER_SPECIALIST; more specialists are hired as the network grows), so a given specialist's visible work
+is the same size at every scale while the table around it grows. It has sites and staff of its own.
+
 PostgreSQL only: rows go in with COPY FROM STDIN in chunks (one transaction each), with a progress bar. Filling
 is incremental: `bench_fill(tasks=N)` adds what is missing to reach N tasks at the bench sites, so a run can
 measure at 10k, then grow the same data to 100k and 1M.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -78,6 +85,38 @@ ACTIVE_DAYS = 80  # a calciphylaxis course: enrollments younger than this are li
 CHUNK_ENROLLMENTS = 2_000  # 100,000 tasks per COPY transaction
 BENCH_PASSWORD_HASH = "!bench-no-login"  # noqa: S105 - unusable: the benchmark authenticates with tokens
 SPECIALISTS: list[str] = sorted(str(r) for r in SPECIALIST_ROLES)
+# The open-heavy shape: each specialist is on this many live care teams, whatever the scale.
+OPEN_TEAMS_PER_SPECIALIST = 40
+OPEN_DUE_FROM = dt.timedelta(days=-1)  # open-heavy tasks fall due from a day ago ...
+OPEN_DUE_TO = dt.timedelta(days=13)  # ... to two weeks ahead
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A data shape: its own sites and staff, so both shapes can live in one database."""
+
+    name: str
+    sites: tuple[tuple[str, str, str], ...]
+    user_prefix: str
+    open_heavy: bool
+
+    @property
+    def site_codes(self) -> list[str]:
+        return [code for code, _, _ in self.sites]
+
+
+HISTORY = Shape("history", BENCH_SITES, "bench-", open_heavy=False)
+OPEN = Shape(
+    "open",
+    (
+        ("benchopen-phx", "Bench open-heavy Phoenix (synthetic)", "America/Phoenix"),
+        ("benchopen-chi", "Bench open-heavy Chicago (synthetic)", "America/Chicago"),
+        ("benchopen-nyc", "Bench open-heavy New York (synthetic)", "America/New_York"),
+    ),
+    "benchopen-",
+    open_heavy=True,
+)
+SHAPES = {shape.name: shape for shape in (HISTORY, OPEN)}
 
 # Tasks per week each recurrence produces (roughly), so the task mix looks like the pathway's cadence.
 _WEEKLY_WEIGHT = {
@@ -132,21 +171,23 @@ def _template_weight(template: TaskTemplate) -> float:
 
 
 @transaction.atomic
-def bench_population() -> Population:
-    """Sites, 330 specialists, coordinators and an auditor, created on the first call (idempotent)."""
+def bench_population(shape: Shape = HISTORY, specialists_per_role: int = SPECIALISTS_PER_ROLE_PER_SITE) -> Population:
+    """A shape's sites, `specialists_per_role` specialists per role and site, coordinators and an auditor,
+    created as needed (idempotent; the open-heavy shape asks for more specialists as it grows)."""
     require_postgresql()
+    prefix = shape.user_prefix
     sites = []
-    for code, name, tz in BENCH_SITES:
+    for code, name, tz in shape.sites:
         site, _ = Site.objects.get_or_create(code=code, defaults={"name": name, "timezone": tz})
         sites.append(site)
     Site.objects.get_or_create(code=SIDE_SITE, defaults={"name": "Bench side site", "timezone": "America/Chicago"})
     wanted: list[tuple[str, list[str], list[Site]]] = []
     for i, site in enumerate(sites):
         for role in SPECIALISTS:
-            wanted += [(f"bench-{i}-{role}-{k}", [role], [site]) for k in range(SPECIALISTS_PER_ROLE_PER_SITE)]
-        wanted += [(f"bench-{i}-coordinator-{k}", [Role.COORDINATOR], [site]) for k in range(COORDINATORS_PER_SITE)]
-    wanted.append(("bench-auditor", [Role.AUDITOR], sites))
-    existing = set(User.objects.filter(username__startswith="bench-").values_list("username", flat=True))
+            wanted += [(f"{prefix}{i}-{role}-{k}", [role], [site]) for k in range(specialists_per_role)]
+        wanted += [(f"{prefix}{i}-coordinator-{k}", [Role.COORDINATOR], [site]) for k in range(COORDINATORS_PER_SITE)]
+    wanted.append((f"{prefix}auditor", [Role.AUDITOR], sites))
+    existing = set(User.objects.filter(username__startswith=prefix).values_list("username", flat=True))
     missing = [w for w in wanted if w[0] not in existing]
     if missing:
         made = User.objects.bulk_create(
@@ -158,22 +199,22 @@ def bench_population() -> Population:
             for user, (_, _, user_sites) in zip(made, missing, strict=True)
             for site in user_sites
         )
-    ids = dict(User.objects.filter(username__startswith="bench-").values_list("username", "pk"))
+    ids = dict(User.objects.filter(username__startswith=prefix).values_list("username", "pk"))
     return Population(
         site_ids=[s.pk for s in sites],
         specialists={
-            (i, role): [ids[f"bench-{i}-{role}-{k}"] for k in range(SPECIALISTS_PER_ROLE_PER_SITE)]
+            (i, role): [ids[f"{prefix}{i}-{role}-{k}"] for k in range(specialists_per_role)]
             for i in range(len(sites))
             for role in SPECIALISTS
         },
-        coordinators={i: [ids[f"bench-{i}-coordinator-{k}"] for k in range(COORDINATORS_PER_SITE)] for i in range(3)},
-        auditor_id=ids["bench-auditor"],
+        coordinators={i: [ids[f"{prefix}{i}-coordinator-{k}"] for k in range(COORDINATORS_PER_SITE)] for i in range(3)},
+        auditor_id=ids[f"{prefix}auditor"],
     )
 
 
-def bench_task_count() -> int:
-    """Tasks at the three measured bench sites."""
-    return Task.objects.filter(enrollment__patient__site__code__in=[c for c, _, _ in BENCH_SITES]).count()
+def bench_task_count(shape: Shape = HISTORY) -> int:
+    """Tasks at the three measured sites of a shape."""
+    return Task.objects.filter(enrollment__patient__site__code__in=shape.site_codes).count()
 
 
 def _reserve_ids(model: type[Any], count: int) -> list[int]:
@@ -312,16 +353,19 @@ def _task_rows(
     weights: list[float],
     team: dict[str, int],
     task_ids: Iterable[int],
+    open_heavy: bool = False,
 ) -> Iterable[tuple[Any, ...]]:
     hour = dt.timedelta(hours=1)
-    end = ended_at if ended_at is not None else now + dt.timedelta(days=4)
-    span = (end - enrolled_at).total_seconds()
+    start, end = enrolled_at, (ended_at if ended_at is not None else now + dt.timedelta(days=4))
+    if open_heavy:
+        start, end = now + OPEN_DUE_FROM, now + OPEN_DUE_TO
+    span = (end - start).total_seconds()
     chosen = rng.choices(templates, weights=weights, k=count)
     # chosen first: zip stops on it without drawing an id that would then be lost.
     for j, (t, task_id) in enumerate(zip(chosen, task_ids, strict=False)):
-        due = enrolled_at + dt.timedelta(seconds=span * (j + rng.random()) / count)
+        due = start + dt.timedelta(seconds=span * (j + rng.random()) / count)
         available = due - t.within
-        created = max(enrolled_at, available - dt.timedelta(days=1))
+        created = min(max(enrolled_at, available - dt.timedelta(days=1)), now)
         r = rng.random()
         if ended_at is not None:
             # History: the course is over, nothing is left open.
@@ -410,21 +454,26 @@ def _task_rows(
         )
 
 
-def bench_fill(*, tasks: int, now: dt.datetime, progress: bool = True) -> FillReport:
-    """Add enrollments (oldest last) with their patients, care teams, schedules, tasks and events until the bench
-    sites hold `tasks` tasks. Then ANALYZE (stale statistics on freshly filled tables mislead the planner)."""
+def bench_fill(*, tasks: int, now: dt.datetime, progress: bool = True, shape: Shape = HISTORY) -> FillReport:
+    """Add enrollments (oldest last) with their patients, care teams, schedules, tasks and events until the
+    shape's sites hold `tasks` tasks. Then ANALYZE (stale statistics on freshly filled tables mislead the
+    planner)."""
     require_postgresql()
     started = time.perf_counter()
-    population = bench_population()
-    pathway = active_pathway()
-    before = bench_task_count()
+    before = bench_task_count(shape)
     missing = tasks - before
     report = FillReport(tasks_before=before, tasks_after=before, enrollments_added=0, seconds=0.0)
     if missing <= 0:
         return report
+    pathway = active_pathway()
     applicable = _Applicable(pathway)
-    n0 = Enrollment.objects.filter(patient__site__code__in=[c for c, _, _ in BENCH_SITES]).count()
+    n0 = Enrollment.objects.filter(patient__site__code__in=shape.site_codes).count()
     count = -(-missing // TASKS_PER_ENROLLMENT)
+    per_role = SPECIALISTS_PER_ROLE_PER_SITE
+    if shape.open_heavy:
+        # Enough specialists that none serves on more than OPEN_TEAMS_PER_SPECIALIST care teams.
+        per_role = max(1, math.ceil(math.ceil((n0 + count) / 3) / OPEN_TEAMS_PER_SPECIALIST))
+    population = bench_population(shape, per_role)
     bar = tqdm(total=missing, unit="task", unit_scale=True, disable=not progress, desc=f"fill to {tasks:,}")
     made = 0
     for chunk_start in range(n0, n0 + count, CHUNK_ENROLLMENTS):
@@ -438,6 +487,7 @@ def bench_fill(*, tasks: int, now: dt.datetime, progress: bool = True) -> FillRe
                 pathway=pathway,
                 applicable=applicable,
                 bar=bar,
+                shape=shape,
             )
         report.enrollments_added += len(chunk)
     bar.close()
@@ -472,6 +522,7 @@ def _fill_chunk(
     pathway: PathwayTemplate,
     applicable: _Applicable,
     bar: Any,
+    shape: Shape = HISTORY,
 ) -> int:
     n_enr = len(chunk)
     patient_ids = _reserve_ids(Patient, n_enr)
@@ -486,6 +537,8 @@ def _fill_chunk(
         rng = random.Random(n)
         site = n % 3
         age = dt.timedelta(days=n / ENROLLMENTS_PER_DAY, hours=rng.uniform(0, 9))
+        if shape.open_heavy:
+            age = dt.timedelta(days=(n * 0.618) % (ACTIVE_DAYS - 1), hours=rng.uniform(0, 9))  # every one live
         enrolled_at = now - age
         warfarin = rng.random() < 0.15
         modality = rng.choices(("HD", "PD", "transplant", "none"), weights=(80, 10, 5, 5))[0]
@@ -495,7 +548,7 @@ def _fill_chunk(
             (
                 patient_ids[k],
                 population.site_ids[site],
-                f"BENCH-{n:07d}",
+                f"{shape.user_prefix.upper()}{n:07d}",
                 "Synthetic",
                 f"Patient{n}",
                 dt.date(1945 + n % 35, 1 + n % 12, 1 + n % 28),
@@ -533,10 +586,17 @@ def _fill_chunk(
                 "[]",
             )
         )
-        team = {
-            role: population.specialists[(site, role)][(n * 7 + r * 3) % SPECIALISTS_PER_ROLE_PER_SITE]
-            for r, role in enumerate(SPECIALISTS)
-        }
+        if shape.open_heavy:
+            # Specialist k of each role takes the site's enrollments k*TEAMS .. (k+1)*TEAMS - 1: a fixed team load.
+            team = {
+                role: population.specialists[(site, role)][(n // 3) // OPEN_TEAMS_PER_SPECIALIST]
+                for role in SPECIALISTS
+            }
+        else:
+            team = {
+                role: population.specialists[(site, role)][(n * 7 + r * 3) % SPECIALISTS_PER_ROLE_PER_SITE]
+                for r, role in enumerate(SPECIALISTS)
+            }
         members += [(enrollment_ids[k], uid, role, enrolled_at, None) for role, uid in team.items()]
         members.append((enrollment_ids[k], coordinator, Role.COORDINATOR.value, enrolled_at, None))
         for t in usable:
@@ -645,6 +705,7 @@ def _fill_chunk(
                 weights=weights,
                 team=team,
                 task_ids=task_ids,
+                open_heavy=shape.open_heavy,
             )
             made += n_tasks
             bar.update(n_tasks)

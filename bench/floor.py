@@ -2,7 +2,8 @@
 return the same JSON, without DRF, the audit middleware, filtersets, model instances or serializers.
 
 Per request a floor view does what the API page does in the database, statement for statement: BEGIN; the token
-lookup; the page's COUNT; the page's SELECT; the audit INSERT; COMMIT. The COUNT and SELECT are the API's own
+lookup; the page's SELECT (one row more than the page shows); the page's COUNT when the page does not end the
+list (pathways.api.pagination); the audit INSERT; COMMIT. The COUNT and SELECT are the API's own
 statements: the first request for a (user, page, query) compiles them through the very selectors and
 filterset the API uses, and keeps the SQL text; later requests only bind fresh parameters ("now") and execute
 it. The difference between a page and its floor (docs/benchmarks.md) is therefore the framework's cost:
@@ -103,7 +104,7 @@ def _compile(qs: QuerySet[Task], limit: int, offset: int) -> _Compiled:
     started = timezone.now()
     with connection.execute_wrapper(capture):
         qs.count()  # the paginator's statement, exactly as DRF issues it
-    page = qs[offset : offset + limit]
+    page = qs[offset : offset + limit + 1]  # one row more: does another page follow?
     compiler = page.query.get_compiler(connection=connection)
     page_sql, page_params = compiler.as_sql()
     finished = timezone.now()
@@ -183,10 +184,15 @@ def _page(request: HttpRequest, kind: str) -> HttpResponse:
                 _compiled.clear()
             _compiled[key] = cached = made
         compiled = cached
-        cursor.execute(compiled.count_sql, _bind(compiled.count_params, compiled.count_now, now))
-        count = cursor.fetchone()[0]
         cursor.execute(compiled.page_sql, _bind(compiled.page_params, compiled.page_now, now))
-        results = [_row_json(row, compiled.columns, now) for row in cursor.fetchall()]
+        fetched = cursor.fetchall()
+        has_more = len(fetched) > limit
+        results = [_row_json(row, compiled.columns, now) for row in fetched[:limit]]
+        if not has_more and (results or offset == 0):
+            count = offset + len(results)  # the page ends the list: its rows are the total
+        else:
+            cursor.execute(compiled.count_sql, _bind(compiled.count_params, compiled.count_now, now))
+            count = cursor.fetchone()[0]
         query = request.META.get("QUERY_STRING", "")
         subtype = ("queue-list" if kind == "queue" else "task-list") + (" search" if query else "")
         cursor.execute(
@@ -205,7 +211,7 @@ def _page(request: HttpRequest, kind: str) -> HttpResponse:
         )
     url = request.build_absolute_uri()
     next_link = None
-    if offset + limit < count:
+    if has_more:
         next_link = replace_query_param(replace_query_param(url, "limit", limit), "offset", offset + limit)
     previous = None
     if offset > 0:

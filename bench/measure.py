@@ -19,11 +19,13 @@ from rest_framework.authtoken.models import Token
 from bench.data import (
     BENCH_SITES,
     SIDE_SITE,
+    Shape,
     bench_create_due_schedules,
     bench_remove_side_data,
 )
 from bench.floor import floor_queue, floor_tasks
 from bench.http import LoadResult, check_page, gunicorn_server, wrk_run
+from bench.plans import explain, rows_read
 from pathways.choices import OPEN_TASK_STATUSES, EnrollmentStatus, Role
 from pathways.models import CareTeamMember, Enrollment, Patient, Schedule, Site, Task, User
 from pathways.selectors.adherence import Window, adherence_by, adherence_window
@@ -41,6 +43,24 @@ PAGES = {
         "/bench-floor/tasks/?overdue=true&prong=wound_care",
     ),
 }
+# The open-heavy shape's pages (issue 15): a wound nurse's queue, a nephrologist's pool and assigned work (each on
+# OPEN_TEAMS_PER_SPECIALIST care teams at every scale), and a coordinator's filtered list (the whole site: a user
+# who sees more as the network grows).
+OPEN_PAGES = {
+    "queue": ("benchopen-1-wound_nursing-0", "/api/v1/queue/", "/bench-floor/queue/"),
+    "pool": (
+        "benchopen-1-nephrology-0",
+        "/api/v1/tasks/?pool=true&role=nephrology",
+        "/bench-floor/tasks/?pool=true&role=nephrology",
+    ),
+    "assigned": ("benchopen-1-nephrology-0", "/api/v1/tasks/?assignee=me", "/bench-floor/tasks/?assignee=me"),
+    "tasks": (
+        "benchopen-1-coordinator-0",
+        "/api/v1/tasks/?overdue=true&prong=wound_care",
+        "/bench-floor/tasks/?overdue=true&prong=wound_care",
+    ),
+}
+CLAIM_USER = "benchopen-1-nephrology-0"
 
 
 @dataclass
@@ -56,6 +76,8 @@ class ScaleResult:
     dashboard: dict[str, Any] = field(default_factory=dict)
     workspace: dict[str, Any] = field(default_factory=dict)
     fhir: dict[str, Any] = field(default_factory=dict)
+    plans: dict[str, Any] = field(default_factory=dict)
+    claims: dict[str, Any] = field(default_factory=dict)
 
 
 def _median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> tuple[float, float, float]:
@@ -84,8 +106,9 @@ def settle(seconds: float = 5.0) -> None:
         time.sleep(seconds)
 
 
-def data_shape() -> dict[str, Any]:
-    codes = [c for c, _, _ in BENCH_SITES]
+def data_shape(shape: Shape | None = None) -> dict[str, Any]:
+    codes = shape.site_codes if shape is not None else [c for c, _, _ in BENCH_SITES]
+    prefix = shape.user_prefix if shape is not None else "bench-"
     tasks = Task.objects.filter(enrollment__patient__site__code__in=codes)
     enrollments = Enrollment.objects.filter(patient__site__code__in=codes)
     return {
@@ -94,9 +117,9 @@ def data_shape() -> dict[str, Any]:
         "enrollments": enrollments.count(),
         "live_enrollments": enrollments.filter(status__in=[EnrollmentStatus.ACTIVE, EnrollmentStatus.ON_HOLD]).count(),
         "schedules": Schedule.objects.filter(enrollment__patient__site__code__in=codes).count(),
-        "specialists": User.objects.filter(username__startswith="bench-")
+        "specialists": User.objects.filter(username__startswith=prefix)
         .exclude(username__contains="coordinator")
-        .exclude(username="bench-auditor")
+        .exclude(username=f"{prefix}auditor")
         .count(),
         "all_tasks_in_db": Task.objects.count(),
     }
@@ -107,11 +130,18 @@ def _token(username: str) -> str:
     return str(token.key)
 
 
-def measure_pages(*, seconds: float, connections: int, workers: int, out: Callable[[str], Any]) -> dict[str, Any]:
+def measure_pages(
+    *,
+    seconds: float,
+    connections: int,
+    workers: int,
+    out: Callable[[str], Any],
+    pages: dict[str, tuple[str, str, str]] | None = None,
+) -> dict[str, Any]:
     """Each page and its floor under wrk load, through gunicorn; the floor must return the same JSON."""
     results: dict[str, Any] = {}
     with gunicorn_server(workers=workers) as base:
-        for name, (username, api, floor) in PAGES.items():
+        for name, (username, api, floor) in (pages or PAGES).items():
             token = _token(username)
             api_body = check_page(base + api, token)
             floor_body = check_page(base + floor, token)
@@ -169,16 +199,16 @@ def _same_results(api_body: bytes, floor_body: bytes) -> bool:
     return bool(a["count"] == b["count"] and a["results"] == b["results"])
 
 
-def measure_pages_in_process(*, repeat: int) -> dict[str, Any]:
+def measure_pages_in_process(*, repeat: int, pages: dict[str, tuple[str, str, str]] | None = None) -> dict[str, Any]:
     """Server time of each page (Django's test client) and its floor (the view called directly, as it needs no
     middleware), without HTTP or load: the --no-http path, used by the smoke test."""
     from django.test import Client, RequestFactory
 
     client, factory = Client(HTTP_HOST="127.0.0.1"), RequestFactory(HTTP_HOST="127.0.0.1")
     results: dict[str, Any] = {}
-    for name, (username, api, floor) in PAGES.items():
+    for name, (username, api, floor) in (pages or PAGES).items():
         header: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Token {_token(username)}"}
-        view = floor_queue if name == "queue" else floor_tasks
+        view = floor_queue if floor.startswith("/bench-floor/queue/") else floor_tasks
 
         def get_api(path: str = api, header: dict[str, Any] = header) -> bytes:
             response = client.get(path, **header)
@@ -558,3 +588,78 @@ def cleanup_side_data() -> None:
         with connection.cursor() as cursor:
             for table in ("pathways_task", "pathways_taskevent", "pathways_schedule", "pathways_notification"):
                 cursor.execute(f"VACUUM (INDEX_CLEANUP ON, ANALYZE) {table}")
+
+
+def _page_queryset(username: str, api: str) -> tuple[Any, Any]:
+    """The queryset an API list page runs (the same selector and filterset as the view), and its user."""
+    from types import SimpleNamespace
+    from urllib.parse import urlsplit
+
+    from django.http import QueryDict
+
+    from pathways.api.filters import TaskFilter
+    from pathways.selectors.tasks import task_list, task_queue_for_user
+
+    user = User.objects.get(username=username)
+    parts = urlsplit(api)
+    base = task_queue_for_user(user=user) if parts.path.endswith("/queue/") else task_list(user=user)
+    filters = QueryDict(parts.query)
+    if not set(filters):
+        return base, user
+    filterset = TaskFilter(filters, queryset=base, request=SimpleNamespace(user=user))  # type: ignore[arg-type]
+    if not filterset.is_valid():
+        raise RuntimeError(f"{api}: {filterset.errors}")
+    return filterset.qs, user
+
+
+def measure_plans(pages: dict[str, tuple[str, str, str]]) -> dict[str, Any]:
+    """For each page: the rows PostgreSQL read to answer its page and its count (EXPLAIN ANALYZE, all tables and
+    the task table alone), the rows the user can see there, and the open tasks in the whole database: the
+    evidence that a page's cost follows the user's own work rather than the network's."""
+    result: dict[str, Any] = {"open_tasks_in_db": Task.objects.filter(status__in=OPEN_TASK_STATUSES).count()}
+    for name, (username, api, _) in pages.items():
+        qs, _user = _page_queryset(username, api)
+        page, count = explain(qs[:50]), explain(qs.values("pk"))
+        result[name] = {
+            "visible": qs.count(),
+            "page_rows": rows_read(page),
+            "page_task_rows": rows_read(page, "pathways_task"),
+            "count_rows": rows_read(count),
+            "count_task_rows": rows_read(count, "pathways_task"),
+            "page_ms": float(page.get("Actual Total Time", 0.0)),
+        }
+    return result
+
+
+def measure_claims(*, repeat: int, username: str = CLAIM_USER) -> dict[str, Any]:
+    """Claim and unclaim through the API in process (Django's test client with the user's token: the whole
+    request, middleware and audit row, no HTTP): median server time and the statements of each, over `repeat`
+    pool tasks of the user's role, each claimed and given back."""
+    from django.test import Client
+
+    user = User.objects.get(username=username)
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {_token(username)}")
+    qs, _ = _page_queryset(username, f"/api/v1/tasks/?pool=true&role={user.roles[0]}&status=requested")
+    tasks = list(qs.values_list("pk", "version")[: repeat + 1])
+    if len(tasks) < 2:
+        return {}  # a tiny data set (the smoke test) may hold none: the table shows a dash
+    times: dict[str, list[float]] = {"claim": [], "unclaim": []}
+    statements: dict[str, int] = {}
+    for i, (task_id, version) in enumerate(tasks):
+        for action in ("claim", "unclaim"):
+            path = f"/api/v1/tasks/{task_id}/{action}/"
+            with CaptureQueriesContext(connection) as queries:
+                started = time.perf_counter()
+                response = client.post(path, {"version": version}, content_type="application/json")
+                elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code}: {response.content[:200]!r}")
+            version = response.json()["version"]
+            statements[action] = len(queries.captured_queries)
+            if i:  # the first task warms up
+                times[action].append(elapsed)
+    return {
+        **{f"{a}_ms": statistics.median(t) for a, t in times.items() if t},
+        **{f"{a}_queries": n for a, n in statements.items()},
+        "tasks": len(tasks) - 1,
+    }

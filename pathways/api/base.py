@@ -52,7 +52,7 @@ class StrictModelSerializer(serializers.ModelSerializer):
         return StrictSerializer.to_internal_value(self, data)  # type: ignore[arg-type]
 
 
-PAGINATION_PARAMS = frozenset({"limit", "offset"})
+PAGINATION_PARAMS = frozenset({"limit", "offset", "count"})
 # DRF's renderer switch (?format=json / ?format=api), used by the browsable API's own links.
 ALWAYS_ALLOWED_PARAMS = frozenset({"format"})
 

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
+from rest_framework.utils.urls import replace_query_param
 
 from pathways.domain import units
 from pathways.errors import InvalidInput
 
 MAX_PAGE_SIZE = 200
+_TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
 
 
 class BoundedLimitOffsetPagination(LimitOffsetPagination):
-    """limit/offset paging; a limit above MAX_PAGE_SIZE or a malformed value is a 400, not silently clamped."""
+    """limit/offset paging; a limit above MAX_PAGE_SIZE or a malformed value is a 400, not silently clamped.
+
+    The page is read with one row more than it shows, which says whether another page follows. The total
+    `count` then costs a COUNT statement only when the page cannot tell it: a page that ends the list gives the
+    total itself (offset + its rows), so a list that fits on one page runs one statement, not two. `count=false`
+    drops the total altogether ("has more" paging: `count` is null, `next` says whether more follow), for
+    clients that page through long lists and need no total (docs/api.md; issue 15)."""
 
     default_limit = 50
     max_limit = MAX_PAGE_SIZE
+    count_query_param = "count"
+    count_query_description = (
+        "false: leave out the total (`count` is null) and skip counting; `next` still says whether more follow."
+    )
 
     @staticmethod
     def _parse(request: Request, name: str, *, minimum: int, maximum: int | None) -> int | None:
@@ -36,3 +51,64 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
 
     def get_offset(self, request: Request) -> int:
         return self._parse(request, self.offset_query_param, minimum=0, maximum=None) or 0
+
+    def wants_count(self, request: Request) -> bool:
+        raw = request.query_params.get(self.count_query_param)
+        if raw is None:
+            return True
+        text = raw.strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise ValidationError({self.count_query_param: ["must be true or false"]})
+
+    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any] | None:
+        self.request = request
+        self.limit = self.get_limit(request)
+        if self.limit is None:
+            return None
+        self.offset = self.get_offset(request)
+        want_count = self.wants_count(request)
+        rows = list(queryset[self.offset : self.offset + self.limit + 1])
+        self.has_more = len(rows) > self.limit
+        rows = rows[: self.limit]
+        count: int | None
+        if not want_count:
+            count = None
+        elif not self.has_more and (rows or self.offset == 0):
+            count = self.offset + len(rows)  # this page ends the list
+        else:
+            count = self.get_count(queryset)
+        self.count = count  # type: ignore[assignment]
+        self.display_page_controls = count is not None and count > self.limit and self.template is not None
+        return rows
+
+    def get_next_link(self) -> str | None:
+        if not self.has_more:
+            return None
+        if self.count is not None or self.request is None or self.limit is None or self.offset is None:
+            return super().get_next_link()
+        url = replace_query_param(self.request.build_absolute_uri(), self.limit_query_param, self.limit)
+        return replace_query_param(url, self.offset_query_param, self.offset + self.limit)
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        response = super().get_paginated_response_schema(schema)
+        response["properties"]["count"] = {
+            "type": "integer",
+            "nullable": True,
+            "example": 123,
+            "description": "Total number of results; null with `count=false`.",
+        }
+        return response
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        parameters.append(
+            {
+                "name": self.count_query_param,
+                "required": False,
+                "in": "query",
+                "description": self.count_query_description,
+                "schema": {"type": "boolean"},
+            }
+        )
+        return parameters

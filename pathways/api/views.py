@@ -300,7 +300,8 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
 
     def get_queryset(self) -> QuerySet[Any]:
         if self.action == "claim":
-            return scope_tasks_to_claim(staff(self.request))
+            # The enrollment comes along for the audit note (the task's patient): one statement fewer per claim.
+            return scope_tasks_to_claim(staff(self.request)).select_related("enrollment")
         return task_list(user=staff(self.request))
 
     def _done(self, task: Task) -> Response:

@@ -147,8 +147,12 @@ class CareTeamMember(models.Model):
             ),
         ]
         indexes = [
+            # A user's live memberships with their roles, read index-only: where every task list of a specialist
+            # starts (selectors.access, issue 15).
             models.Index(
-                fields=["user", "enrollment"], name="pathways_ctm_user_enr", condition=Q(period_end__isnull=True)
+                fields=["user", "enrollment", "role"],
+                name="pathways_ctm_user_enr_role",
+                condition=Q(period_end__isnull=True),
             ),
         ]
 

@@ -126,12 +126,22 @@ class Task(models.Model):
         indexes = [
             # "My queue": open tasks assigned to a user, soonest due first.
             models.Index(fields=["assignee", "due_at"], name="pathways_task_my_queue", condition=OPEN_Q),
-            # "Role pool": open unassigned tasks of a role within an enrollment.
+            # "Role pool": open unassigned tasks of a role within an enrollment. The queue reaches it from the
+            # user's live memberships, one (enrollment, role) at a time (selectors.access, issue 15).
             models.Index(
                 fields=["enrollment", "role", "due_at"],
                 name="pathways_task_role_pool",
                 condition=OPEN_Q & Q(assignee__isnull=True),
             ),
+            # The same for pool lists over every status (`tasks/?pool=true`, claims): unassigned tasks of a role
+            # within an enrollment, open or closed, so a specialist's scope never reads their teams' other tasks.
+            models.Index(
+                fields=["enrollment", "role"], name="pathways_task_pool_any", condition=Q(assignee__isnull=True)
+            ),
+            # A user's own tasks on one enrollment: the assigned branch of a specialist's scope checks each of
+            # their care teams (or each of their tasks) with both columns in the index condition, whichever way
+            # PostgreSQL drives it, instead of reading every task of the team (issue 15).
+            models.Index(fields=["assignee", "enrollment"], name="pathways_task_assignee_enr"),
             # "Overdue" and the escalation sweep: open tasks by due time.
             models.Index(fields=["due_at"], name="pathways_task_open_due", condition=OPEN_Q),
             # Adherence reports: every task due in a window, whatever its status. It carries every column the

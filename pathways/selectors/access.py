@@ -7,10 +7,11 @@ Out-of-scope objects are simply absent from the querysets: callers answer 404, n
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from pathways.choices import SPECIALIST_ROLES, Role
+from pathways.choices import OPEN_TASK_STATUSES, SPECIALIST_ROLES, Role
 from pathways.models import (
     AuditEvent,
     AuditEventSite,
@@ -89,18 +90,79 @@ def scope_patients(user: User) -> QuerySet[Patient]:
     return qs.filter(pk__in=member_of)
 
 
-def scope_tasks(user: User) -> QuerySet[Task]:
+def _live_membership_in_role(user: User) -> Exists:
+    """A live care-team membership of `user` in the outer task's role on its enrollment, at one of the user's
+    sites."""
+    return Exists(
+        CareTeamMember.objects.filter(
+            enrollment=OuterRef("enrollment"),
+            role=OuterRef("role"),
+            user=user,
+            period_end__isnull=True,
+            enrollment__patient__site__in=_site_ids(user),
+        )
+    )
+
+
+def _care_team_task_ids(user: User, *, open_only: bool, pool_any_assignee: bool = False) -> QuerySet[Task, Any]:
+    """Ids of the tasks a specialist reaches through their live care-team memberships: the tasks assigned to
+    them on a care team they are on, plus the tasks of a role they hold there that are in its pool (or, with
+    `pool_any_assignee`, whoever holds them).
+
+    Two branches joined by UNION ALL rather than one `mine OR pool` condition: PostgreSQL cannot drive an OR of
+    two EXISTS from the user's memberships, so the OR form read every open pool task of the whole network and
+    discarded those of other teams (issue 15). Each branch starts from the user's own rows: the memberships
+    through the pool indexes (enrollment, role), the assigned tasks through the assignee indexes. A lookup by
+    id (`.filter(pk=…)`) is pushed into both branches, so a detail or action still reads one row."""
+    tasks = Task.objects.order_by()  # no ORDER BY inside the UNION
+    if open_only:
+        tasks = tasks.filter(status__in=OPEN_TASK_STATUSES)
+    pool = tasks.filter(_live_membership_in_role(user))
+    if not pool_any_assignee:
+        pool = pool.filter(assignee__isnull=True)
+    # The site check on the task's side here: inside the membership it makes PostgreSQL expect a handful of
+    # memberships and read every task of them, rather than the user's own tasks through the assignee index.
+    mine = tasks.filter(
+        Exists(CareTeamMember.objects.filter(enrollment=OuterRef("enrollment"), user=user, period_end__isnull=True)),
+        assignee=user,
+        enrollment__patient__site__in=_site_ids(user),
+    )
+    return pool.values("pk").union(mine.values("pk"), all=True)
+
+
+def scope_tasks(user: User, *, open_only: bool = False) -> QuerySet[Task]:
+    """The tasks a user may see: admins all; coordinators and auditors their sites'; specialists, on the care
+    teams they are on (live memberships at their sites), the tasks assigned to them and the pools of the roles
+    they hold there. `open_only`: only open tasks (requested, accepted, in progress, on hold), which lets the
+    specialists' branches use the open-task partial indexes."""
     qs = Task.objects.all()
+    if open_only:
+        qs = qs.filter(status__in=OPEN_TASK_STATUSES)
     if is_admin(user):
         return qs
-    qs = qs.filter(enrollment__patient__site__in=_site_ids(user))
     if is_coordinator(user) or is_auditor(user):
-        return qs
-    # Specialists: on the enrollment's care team, and the task is theirs or in the pool of a role they
-    # hold on that team.
-    mine = Q(assignee=user) & _current_membership(user, "enrollment")
-    pool = Q(assignee__isnull=True) & _current_membership(user, "enrollment", "role")
-    return qs.filter(mine | pool)
+        return qs.filter(enrollment__patient__site__in=_site_ids(user))
+    return qs.filter(pk__in=_care_team_task_ids(user, open_only=open_only))
+
+
+def scope_task_queue(user: User) -> QuerySet[Task]:
+    """The user's open work ("my queue"), within scope_tasks: the open tasks assigned to them, plus the open
+    pools of the roles they hold on their live care teams. For a specialist that is exactly their open
+    scope_tasks. Coordinators, auditors and admins see more than they work: theirs is the same two kinds within
+    their scope (their sites; admins everywhere), again starting from their own rows (the assignee index, their
+    memberships), never from their sites' whole open work."""
+    if not (is_admin(user) or is_coordinator(user) or is_auditor(user)):
+        return scope_tasks(user, open_only=True)
+    tasks = Task.objects.order_by().filter(status__in=OPEN_TASK_STATUSES)
+    membership = CareTeamMember.objects.filter(
+        enrollment=OuterRef("enrollment"), user=user, period_end__isnull=True, role=OuterRef("role")
+    )
+    mine = tasks.filter(assignee=user)
+    if not is_admin(user):
+        membership = membership.filter(enrollment__patient__site__in=_site_ids(user))
+        mine = mine.filter(enrollment__patient__site__in=_site_ids(user))
+    pool = tasks.filter(Exists(membership), assignee__isnull=True)
+    return Task.objects.filter(pk__in=pool.values("pk").union(mine.values("pk"), all=True))
 
 
 def scope_tasks_to_claim(user: User) -> QuerySet[Task]:
@@ -108,9 +170,7 @@ def scope_tasks_to_claim(user: User) -> QuerySet[Task]:
     colleague has just taken, so that losing a claim race is a 409 ("already assigned"), not a 404."""
     if is_admin(user) or is_coordinator(user) or is_auditor(user):
         return scope_tasks(user)
-    qs = Task.objects.filter(enrollment__patient__site__in=_site_ids(user))
-    mine = Q(assignee=user) & _current_membership(user, "enrollment")
-    return qs.filter(mine | _current_membership(user, "enrollment", "role"))
+    return Task.objects.filter(pk__in=_care_team_task_ids(user, open_only=False, pool_any_assignee=True))
 
 
 def scope_care_team(user: User) -> QuerySet[CareTeamMember]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.utils import timezone
 
-from pathways.choices import OPEN_TASK_STATUSES, PRIORITY_RANK
-from pathways.models import CareTeamMember, Task, User
-from pathways.selectors.access import scope_tasks
+from pathways.choices import PRIORITY_RANK
+from pathways.models import Task, User
+from pathways.selectors.access import scope_task_queue, scope_tasks
 
 # stat > asap > urgent > routine, as a sortable number in SQL.
 PRIORITY_RANK_SQL = Case(
@@ -43,18 +43,12 @@ def task_list(*, user: User) -> QuerySet[Task]:
 
 
 def task_queue_for_user(*, user: User, now: dt.datetime | None = None) -> QuerySet[Task]:
-    """The user's work: open tasks assigned to them plus the open pools of the roles they hold on the care
-    teams they belong to. Overdue first, then by priority, then by due time."""
+    """The user's work (access.scope_task_queue): open tasks assigned to them plus the open pools of the roles
+    they hold on the care teams they belong to. Overdue first, then by priority, then by due time. Its cost
+    follows the user's own memberships and tasks, not the network's open work (docs/benchmarks.md)."""
     now = now or timezone.now()
-    pool_of_my_role = Exists(
-        CareTeamMember.objects.filter(
-            enrollment=OuterRef("enrollment"), user=user, role=OuterRef("role"), period_end__isnull=True
-        )
-    )
-    mine = Q(assignee=user) | (Q(assignee__isnull=True) & pool_of_my_role)
     return (
-        _with_related(scope_tasks(user))
-        .filter(mine, status__in=OPEN_TASK_STATUSES)
+        _with_related(scope_task_queue(user))
         .annotate(
             priority_rank=PRIORITY_RANK_SQL,
             overdue_rank=Case(When(due_at__lt=now, then=Value(1)), default=Value(0), output_field=IntegerField()),

@@ -173,7 +173,8 @@ def _sites_concerned(
     numeric = [int(i) for i in entity_ids if _is_id(i)]
     if lookup is not None and numeric:
         model, path = lookup
-        sites.update(model.objects.filter(pk__in=numeric).values_list(path, flat=True).distinct())
+        # order_by(): a model's default ordering would join the DISTINCT and return one row per record.
+        sites.update(model.objects.filter(pk__in=numeric).order_by().values_list(path, flat=True).distinct())
     if sites:
         return {s for s in sites if s is not None}
     user = actor

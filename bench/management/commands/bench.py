@@ -34,13 +34,15 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from bench import measure
-from bench.data import bench_fill, bench_task_count, require_postgresql
+from bench.data import HISTORY, OPEN, SHAPES, bench_fill, bench_task_count, require_postgresql
 from bench.http import wrk_path
 from pathways.models import PathwayTemplate
 
 DOCS = Path(settings.BASE_DIR) / "docs" / "benchmarks.md"
 BENCH_SETTINGS = "carepath.bench_settings"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+OPEN_MAX_DEFAULT = 100_000  # the open-heavy shape's largest default scale (1M open tasks only when asked)
+OPEN_START, OPEN_END = "<!-- bench:open:start -->", "<!-- bench:open:end -->"
 
 # Targets from issues 6, 7 and 13 (docs/benchmarks.md repeats them).
 TARGETS = {
@@ -57,6 +59,16 @@ TARGETS = {
     "growth": 1.5,
     "fhir_task_ratio": 2.0,  # issue 17: FHIR Task search ÷ REST task list, one patient's open tasks, same run
     "fhir_bundle_ms": 150.0,  # issue 17: a 10-Observation transaction Bundle, rules included
+}
+# Issue 15's targets for the open-heavy shape (at 100,000 open tasks).
+OPEN_TARGETS = {
+    "list_p50": 25.0,  # pool and queue pages
+    "list_p99": 60.0,
+    "assigned_p50": 15.0,
+    "floor_ratio": 1.5,
+    "claim_ms": 12.0,
+    "enrol_ms": 15.0,
+    "growth": 1.5,
 }
 
 
@@ -374,12 +386,131 @@ def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], o
     return "\n".join(lines) + "\n"
 
 
-def write_docs(path: Path, block: str) -> None:
+def open_results_markdown(results: list[measure.ScaleResult], info: dict[str, str], options: dict[str, Any]) -> str:
+    """The open-heavy shape's block of docs/benchmarks.md (issue 15): one column per scale of open work."""
+    head = [f"{r.tasks:,} tasks" for r in results]
+    lines = [
+        f"Run {timezone.now():%Y-%m-%d %H:%M} UTC: `manage.py bench --shapes open "
+        f"--open-scales {','.join(str(r.tasks) for r in results)}`",
+        "",
+        f"- Machine: {info['machine']}; load average at the start {info['load']}.",
+        f"- HTTP as above: {options['workers']} gunicorn workers, {options['connections']} wrk connections, "
+        f"3 rounds of {options['seconds']:g} s per page alternating API and floor.",
+        "",
+        "| Measure | Target | " + " | ".join(head) + " |",
+        "|---|---|" + "---|" * len(results),
+    ]
+
+    def row(label: str, target: str, fn: Any) -> None:
+        values = []
+        for r in results:
+            try:
+                values.append(fn(r))
+            except (KeyError, TypeError, ZeroDivisionError, AttributeError):
+                values.append("—")
+        lines.append(f"| {label} | {target} | " + " | ".join(values) + " |")
+
+    row(
+        "Data: live enrollments / open tasks (whole database) / specialists",
+        "",
+        lambda r: f"{r.data['live_enrollments']:,} / {r.plans['open_tasks_in_db']:,} / {r.data['specialists']:,}",
+    )
+    row("Data: fill time", "", lambda r: f"{r.data['fill_seconds']:.0f} s")
+    for name, (username, api, _) in measure.OPEN_PAGES.items():
+        title = f"`{api.removeprefix('/api/v1')}` ({username.split('-')[2]})"
+        p50_target = {"queue": "list_p50", "pool": "list_p50", "assigned": "assigned_p50"}.get(name)
+        row(f"{title}: rows the user sees", "", lambda r, n=name: f"{r.plans[n]['visible']:,}")
+        row(
+            f"{title}: rows read, page + count (task rows)",
+            "follows the user",
+            lambda r, n=name: (
+                f"{r.plans[n]['page_rows'] + r.plans[n]['count_rows']:,} "
+                f"({r.plans[n]['page_task_rows'] + r.plans[n]['count_task_rows']:,})"
+            ),
+        )
+        if options.get("http"):
+            row(
+                f"{title}: API p50 / floor p50",
+                f"≤ {OPEN_TARGETS[p50_target]:g} ms" if p50_target else "",
+                lambda r, n=name, t=p50_target: (
+                    f"{r.pages[n]['api'].p50_ms:.1f} / {r.pages[n]['floor'].p50_ms:.1f} ms"
+                    + _ok(r.pages[n]["api"].p50_ms <= OPEN_TARGETS[t] if t else None)
+                ),
+            )
+            row(
+                f"{title}: API p99 / floor p99",
+                f"≤ {OPEN_TARGETS['list_p99']:g} ms" if name in ("queue", "pool") else "",
+                lambda r, n=name: (
+                    f"{r.pages[n]['api'].p99_ms:.1f} / {r.pages[n]['floor'].p99_ms:.1f} ms"
+                    + _ok(r.pages[n]["api"].p99_ms <= OPEN_TARGETS["list_p99"] if n in ("queue", "pool") else None)
+                ),
+            )
+            row(
+                f"{title}: API ÷ floor (p50)",
+                f"≤ {OPEN_TARGETS['floor_ratio']:g}x",
+                lambda r, n=name: (
+                    f"{r.pages[n]['ratio_p50']:.2f}x" + _ok(r.pages[n]["ratio_p50"] <= OPEN_TARGETS["floor_ratio"])
+                ),
+            )
+        row(
+            f"{title}: server time in process, API / floor (statements)",
+            "",
+            lambda r, n=name: "{:.1f} ms ({}) / {:.1f} ms ({})".format(
+                r.data["pages_in_process"][n]["api"]["median_ms"],
+                r.data["pages_in_process"][n]["api"]["queries"],
+                r.data["pages_in_process"][n]["floor"]["median_ms"],
+                r.data["pages_in_process"][n]["floor"]["queries"],
+            ),
+        )
+    row(
+        "Claim / unclaim through the API in process, median (statements)",
+        f"≤ {OPEN_TARGETS['claim_ms']:g} ms",
+        lambda r: (
+            f"{r.claims['claim_ms']:.1f} ({r.claims['claim_queries']}) / "
+            f"{r.claims['unclaim_ms']:.1f} ms ({r.claims['unclaim_queries']})"
+            + _ok(max(r.claims["claim_ms"], r.claims["unclaim_ms"]) <= OPEN_TARGETS["claim_ms"])
+        ),
+    )
+    row(
+        "Enrollment, median (queries for 18 / 15 templates)",
+        f"≤ {OPEN_TARGETS['enrol_ms']:g} ms, constant",
+        lambda r: (
+            f"{r.enrollment['median_ms']:.1f} ms ("
+            + " / ".join(str(v["queries"]) for v in r.enrollment["shapes"].values())
+            + ")"
+            + _ok(r.enrollment["median_ms"] <= OPEN_TARGETS["enrol_ms"])
+        ),
+    )
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        lines += ["", f"Growth from {first.tasks:,} to {last.tasks:,} open-heavy tasks (last / first):", ""]
+        for name in measure.OPEN_PAGES:
+            parts = []
+            try:
+                rows = [r.plans[name]["page_rows"] + r.plans[name]["count_rows"] for r in (first, last)]
+                seen = [r.plans[name]["visible"] for r in (first, last)]
+                parts.append(f"rows read {rows[1] / rows[0]:.2f}x (rows seen {seen[1] / seen[0]:.2f}x)")
+                key = "api" if options.get("http") else None
+                if key:
+                    g = last.pages[name][key].p50_ms / first.pages[name][key].p50_ms
+                    parts.append(f"API p50 {g:.2f}x" + _ok(g < OPEN_TARGETS["growth"] if seen[0] == seen[1] else None))
+                g = (
+                    last.data["pages_in_process"][name]["api"]["median_ms"]
+                    / first.data["pages_in_process"][name]["api"]["median_ms"]
+                )
+                parts.append(f"in-process server time {g:.2f}x")
+            except (KeyError, ZeroDivisionError):
+                continue
+            lines.append(f"- {name}: " + "; ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(path: Path, block: str, start: str = START, end: str = END) -> None:
     text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{block}{END}", text, flags=re.S)
+    if start in text and end in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{block}{end}", text, flags=re.S)
     else:
-        text += f"\n{START}\n{block}{END}\n"
+        text += f"\n{start}\n{block}{end}\n"
     path.write_text(text)
 
 
@@ -393,6 +524,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--scales", default="10000,100000,1000000", help="task counts, e.g. 10000,100000,1000000")
+        parser.add_argument(
+            "--shapes", default="history,open", help="data shapes to run: history (--scales), open (--open-scales)"
+        )
+        parser.add_argument(
+            "--open-scales",
+            default=None,
+            help="task counts of the open-heavy shape, nearly all open (default: the --scales up to 100,000)",
+        )
         parser.add_argument("--quick", action="store_true", help="short runs (smoke test, a first look)")
         parser.add_argument("--no-http", dest="http", action="store_false", help="skip gunicorn/wrk (in-process pages)")
         parser.add_argument(
@@ -429,14 +568,42 @@ class Command(BaseCommand):
             call_command("migrate", verbosity=0)
         if not PathwayTemplate.objects.filter(slug="calciphylaxis", status="active").exists():
             call_command("load_pathways", verbosity=0, stdout=self.stdout)
-        have = bench_task_count()
-        if have > scales[0]:
-            raise CommandError(
-                f"the database already holds {have:,} bench tasks, more than the smallest scale {scales[0]:,}: "
-                "use a fresh database"
+        shapes = [v.strip() for v in options["shapes"].split(",") if v.strip()]
+        unknown = sorted(set(shapes) - set(SHAPES))
+        if unknown or not shapes:
+            raise CommandError(f"--shapes takes {', '.join(SHAPES)}; not {', '.join(unknown) or 'nothing'}")
+        open_scales: list[int] = []
+        if "open" in shapes:
+            open_scales = (
+                _scales(options["open_scales"])
+                if options["open_scales"]
+                else ([s for s in scales if s <= OPEN_MAX_DEFAULT] or scales[:1])
             )
+        for shape, wanted in ((HISTORY, scales if "history" in shapes else []), (OPEN, open_scales)):
+            have = bench_task_count(shape)
+            if wanted and have > wanted[0]:
+                raise CommandError(
+                    f"the database already holds {have:,} {shape.name} bench tasks, more than the smallest scale "
+                    f"{wanted[0]:,}: use a fresh database"
+                )
         info = machine()
         self.stdout.write(f"machine:  {info['machine']}\nversions: {info['versions']}\ndatabase: {name}")
+        if "history" in shapes:
+            self._history(scales, info, options, repeat=repeat, seconds=seconds, occurrences=occurrences)
+        if "open" in shapes:
+            self._open(open_scales, info, options, repeat=repeat, seconds=seconds)
+
+    def _history(
+        self,
+        scales: list[int],
+        info: dict[str, str],
+        options: dict[str, Any],
+        *,
+        repeat: int,
+        seconds: float,
+        occurrences: int,
+    ) -> None:
+        """The history-heavy shape: every measurement at every scale."""
         results = []
         for scale in scales:
             self.stdout.write(self.style.MIGRATE_HEADING(f"== {scale:,} tasks"))
@@ -476,3 +643,45 @@ class Command(BaseCommand):
         if options["update_docs"]:
             write_docs(DOCS, block)
             self.stdout.write(f"wrote the results into {DOCS}")
+
+    def _open(
+        self, scales: list[int], info: dict[str, str], options: dict[str, Any], *, repeat: int, seconds: float
+    ) -> None:
+        """The open-heavy shape (issue 15): the list pages with their floors, the rows their queries read,
+        claim/unclaim and enrollment, at each scale of open work."""
+        results = []
+        for scale in scales:
+            self.stdout.write(self.style.MIGRATE_HEADING(f"== open-heavy: {scale:,} tasks"))
+            fill = bench_fill(tasks=scale, now=timezone.now(), progress=options["progress"], shape=OPEN)
+            measure.settle()
+            result = measure.ScaleResult(tasks=scale)
+            result.data = {**measure.data_shape(OPEN), "fill_seconds": fill.seconds}
+            self.stdout.write(f"  filled in {fill.seconds:.1f} s: {result.data}")
+            result.plans = measure.measure_plans(measure.OPEN_PAGES)
+            self.stdout.write(f"  rows read: {result.plans}")
+            if options["http"]:
+                result.pages = measure.measure_pages(
+                    seconds=seconds,
+                    connections=options["connections"],
+                    workers=options["workers"],
+                    out=self.stdout.write,
+                    pages=measure.OPEN_PAGES,
+                )
+            inproc = measure.measure_pages_in_process(repeat=repeat * 2, pages=measure.OPEN_PAGES)
+            self.stdout.write(f"  pages in process (no HTTP, no load): {inproc}")
+            result.data["pages_in_process"] = inproc
+            result.claims = measure.measure_claims(repeat=repeat)
+            self.stdout.write(f"  claims: {result.claims}")
+            result.enrollment = measure.measure_enrollment(repeat=repeat)
+            self.stdout.write(f"  enrollment: {result.enrollment}")
+            measure.cleanup_side_data()
+            results.append(result)
+        block = open_results_markdown(results, info, options)
+        self.stdout.write("\n" + block)
+        if options["output"]:
+            path = options["output"]
+            path = path.with_name(path.stem + "-open" + path.suffix) if "history" in options["shapes"] else path
+            path.write_text(block)
+        if options["update_docs"]:
+            write_docs(DOCS, block, OPEN_START, OPEN_END)
+            self.stdout.write(f"wrote the open-heavy results into {DOCS}")

@@ -1,0 +1,100 @@
+"""A specialist's task pages cost what that specialist can see, not what the network has open (issue 15).
+
+The open-heavy bench shape (bench/data.py) gives each specialist a fixed number of care teams whatever the scale.
+Growing it tenfold adds only other teams' work, most of it open and in the same roles' pools: the pages of a
+specialist whose own work stays the same must run the same statements and read about as many task rows
+(PostgreSQL's own count, from EXPLAIN ANALYZE). The small tables around them (enrollments, sites) may be hashed
+whole while they hold a few hundred rows: the planner's choice at this size, not a scan of open work. The selectors
+before issue 15 read every open pool task of the network for the queue, and this test failed on them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from bench import data as bench_data
+from bench.plans import explain, rows_read
+from pathways.choices import OPEN_TASK_STATUSES
+from pathways.models import PathwayTemplate, Task, User
+from pathways.selectors.access import scope_tasks_to_claim
+from pathways.selectors.tasks import task_list, task_queue_for_user
+from tests.api.conftest import client_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+TEAMS = 5  # care teams per specialist in this test's network
+USER = "benchopen-1-wound_nursing-0"
+PAGES = ("/api/v1/queue/", "/api/v1/tasks/?pool=true", "/api/v1/tasks/?assignee=me")
+
+
+def _selectors(user: User) -> dict[str, object]:
+    return {
+        "queue page": task_queue_for_user(user=user)[:50],
+        "queue count": task_queue_for_user(user=user).values("pk"),
+        "pool page": task_list(user=user).filter(assignee__isnull=True, role__in=user.roles)[:50],
+        "assigned page": task_list(user=user).filter(assignee=user)[:50],
+    }
+
+
+def _open_pool(user: User):  # type: ignore[no-untyped-def]
+    return Task.objects.filter(status__in=OPEN_TASK_STATUSES, assignee__isnull=True, role__in=user.roles)
+
+
+def _measure(user: User) -> tuple[dict[str, int], dict[str, int], dict[str, list[int]]]:
+    """Task rows read by each selector query, statements per API page, and the ids each page shows."""
+    reads = {name: rows_read(explain(qs), "pathways_task") for name, qs in _selectors(user).items()}  # type: ignore[arg-type]
+    client = client_for(user)
+    statements, shown = {}, {}
+    for path in PAGES:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(path)
+        assert response.status_code == 200, response.content[:300]
+        statements[path] = len(queries.captured_queries)
+        shown[path] = [row["id"] for row in response.json()["results"]]
+    return reads, statements, shown
+
+
+def test_a_specialists_pages_read_the_same_rows_when_ten_times_more_unrelated_pool_work_is_added(
+    pathway: PathwayTemplate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench_data, "OPEN_TEAMS_PER_SPECIALIST", TEAMS)
+    now = timezone.now()
+    # Every site's first TEAMS enrollments are specialist 0's: 3 sites x TEAMS enrollments x 50 tasks.
+    bench_data.bench_fill(tasks=3 * TEAMS * 50, now=now, progress=False, shape=bench_data.OPEN)
+    user = User.objects.get(username=USER)
+    visible = task_queue_for_user(user=user).count()
+    assert visible >= 20, visible
+    reads_before, statements_before, shown_before = _measure(user)
+    pool_before = _open_pool(user).count()
+
+    bench_data.bench_fill(tasks=10 * 3 * TEAMS * 50, now=now, progress=False, shape=bench_data.OPEN)
+    added = _open_pool(user).count() - pool_before
+    assert added >= 8 * pool_before  # the network's open pool in the user's role grew tenfold ...
+    assert task_queue_for_user(user=user).count() == visible  # ... and the user's own work did not
+    reads_after, statements_after, shown_after = _measure(user)
+
+    assert shown_after == shown_before
+    assert statements_after == statements_before
+    # What the user's care teams hold (every status): the most a plan that starts from the user may read.
+    team_tasks = Task.objects.filter(
+        enrollment__care_team__user=user, enrollment__care_team__period_end__isnull=True
+    ).count()
+    for name, before in reads_before.items():
+        # PostgreSQL may pick another plan on the bigger tables (the user's tasks through the assignee index, or
+        # every task of the user's teams through the enrollment index): either stays within the user's teams ...
+        assert reads_after[name] <= 2 * team_tasks + 100, (name, team_tasks, reads_before, reads_after)
+        # ... whereas reading the network's new pool work at all (the OR-of-EXISTS plan) adds at least `added`.
+        assert reads_after[name] - before < added / 2, (name, reads_before, reads_after, added)
+
+
+def test_looking_up_one_task_to_claim_reads_a_handful_of_rows(pathway: PathwayTemplate, monkeypatch) -> None:
+    monkeypatch.setattr(bench_data, "OPEN_TEAMS_PER_SPECIALIST", TEAMS)
+    bench_data.bench_fill(tasks=10 * 3 * TEAMS * 50, now=timezone.now(), progress=False, shape=bench_data.OPEN)
+    user = User.objects.get(username=USER)
+    task = task_queue_for_user(user=user).filter(assignee__isnull=True).first()
+    assert task is not None
+    # The id is pushed into both branches of the scope: one row each, not the user's whole work.
+    assert rows_read(explain(scope_tasks_to_claim(user).filter(pk=task.pk)), "pathways_task") <= 3
