@@ -141,7 +141,7 @@ class PrecautionSerializer(serializers.Serializer):
 
     code = serializers.CharField()
     text = serializers.CharField()
-    roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices))
+    roles = serializers.ListField(child=serializers.CharField(), help_text="Role values whose tasks show it.")
     citation = serializers.CharField()
 
 

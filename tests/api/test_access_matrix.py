@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
-from pathways.models import Task
+from pathways.models import Enrollment, Task
 from pathways.services.enrollment import enrollment_hold
 from pathways.services.observations import observation_record
 from pathways.services.tasks import task_assign, task_claim, task_hold
@@ -52,6 +52,11 @@ def enrollment_held(world: World) -> None:
 def sts_safety_held(world: World) -> None:
     # Through the real rule engine: a systolic BP under 90 holds sodium thiosulfate until a clinician releases it.
     observation_record(enrollment_id=world.enrollment.pk, code="systolic_bp", value=82, unit="mmHg", actor=None)
+
+
+def suspected(world: World) -> None:
+    # The world's enrollment as if it had been enrolled as a suspected case (its diagnosis still pending).
+    Enrollment.objects.filter(pk=world.enrollment.pk).update(diagnosis_status="provisional")
 
 
 def version(world: World, **extra: Any) -> dict[str, Any]:
@@ -154,6 +159,17 @@ MATRIX: dict[str, list[Row]] = {
             MANAGE,
             body=lambda w: {"template": "sodium-thiosulfate", "reason": "BP recovered"},
             setup=sts_safety_held,
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    # Recording a suspected case's diagnosis (here: ruled out) is the coordinators' (issue 16).
+    "enrollment-diagnosis": [
+        Row(
+            "POST",
+            "/api/v1/enrollments/{enrollment}/diagnosis/",
+            MANAGE,
+            body=lambda w: {"diagnosis_status": "refuted", "reason": "vasculitis on biopsy"},
+            setup=suspected,
             outsiders=SITE_AND_TEAM,
         )
     ],
