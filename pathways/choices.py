@@ -108,6 +108,8 @@ class EnrollmentEventKind(models.TextChoices):
     REVOKED = "revoked", "Revoked"
     CARE_TEAM_ADDED = "care_team_added", "Care team member added"
     CARE_TEAM_ENDED = "care_team_ended", "Care team membership ended"
+    # Moved to another version of its pathway; the event's data holds both versions and the applied plan.
+    MIGRATED = "migrated", "Moved to another pathway version"
 
 
 class RecurrenceKind(models.TextChoices):

@@ -10,7 +10,9 @@ next (docs/scheduling.md). The writes:
   `schedule_on_task_closed`, called by the one transition function in services/tasks.py);
 - pause and resume: enrollment holds (`schedules_pause`, `schedule_resume`) and safety holds set by a rule
   (`schedule_hold_for_safety`, released through services/enrollment.py `schedule_release_hold`);
-- finish: an ended enrollment's schedules stop (`schedules_finish`).
+- finish: an ended enrollment's schedules stop (`schedules_finish`);
+- move to another pathway version: schedules follow the new version's templates, re-planned from now where
+  the timing changed (`schedules_replan`, called by services/migration.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
@@ -34,6 +36,7 @@ from pathways.domain.recurrence import (
     occurrence_after,
     occurrences_between,
 )
+from pathways.domain.versions import replanned_next_due
 from pathways.errors import NotFound
 from pathways.models import Enrollment, Schedule, Task, TaskTemplate, User
 from pathways.services.task_creation import NewTask, new_task_from_template, tasks_create
@@ -47,29 +50,39 @@ _SCHEDULE_FIELDS = ["occurrences_made", "next_due_at", "status", "finished_at", 
 
 
 def schedules_start(
-    *, enrollment: Enrollment, templates: Iterable[TaskTemplate], actor: User | None, now: dt.datetime
+    *,
+    enrollment: Enrollment,
+    templates: Iterable[TaskTemplate],
+    actor: User | None,
+    now: dt.datetime,
+    paused: bool = False,
 ) -> list[Schedule]:
     """Create one schedule per template for a new enrollment, anchored at `now`, and materialize day-0 work.
 
     `templates` are the scheduled templates that apply to the patient (the caller filters them). A template
     with no occurrence at all starts finished. Day-0 work (occurrences due now) becomes tasks at once, in one
     batch, so enrolling costs a fixed number of queries whatever the template count; the sweep does the rest.
-    Caller holds the transaction.
+    `paused` (a template started while the enrollment is on hold, by a version migration): the schedules
+    start paused and make nothing until the enrollment resumes. Caller holds the transaction.
     """
     cal = PatientCalendar.for_patient(enrollment.patient)
     schedules = []
     for template in templates:
         first = first_occurrence(RecurrenceSpec.for_template(template), anchor=now, cal=cal)
+        status = ScheduleStatus.PAUSED if paused else ScheduleStatus.ACTIVE
         schedules.append(
             Schedule(
                 enrollment=enrollment,
                 task_template=template,
                 anchor_at=now,
                 next_due_at=first,
-                status=ScheduleStatus.ACTIVE if first else ScheduleStatus.FINISHED,
+                status=status if first else ScheduleStatus.FINISHED,
+                paused_at=now if paused and first else None,
                 finished_at=None if first else now,
             )
         )
+    if not schedules:
+        return []
     Schedule.objects.bulk_create(schedules)
     for schedule in schedules:
         schedule.enrollment = enrollment
@@ -391,10 +404,49 @@ def schedule_clear_safety_hold(*, schedule: Schedule) -> None:
     schedule.save(update_fields=["pause_reason", "updated_at"])
 
 
-def schedules_finish(*, enrollment: Enrollment, now: dt.datetime) -> int:
-    """An ended enrollment: every schedule not yet finished finishes now. Returns how many."""
-    return (
-        Schedule.objects.filter(enrollment=enrollment)
-        .exclude(status=ScheduleStatus.FINISHED)
-        .update(status=ScheduleStatus.FINISHED, finished_at=now, next_due_at=None, updated_at=now)
+def schedules_finish(*, enrollment: Enrollment, now: dt.datetime, schedule_ids: Collection[int] | None = None) -> int:
+    """An ended enrollment: every schedule not yet finished finishes now (only `schedule_ids` when given, e.g. a
+    template a new version removed). Returns how many."""
+    qs = Schedule.objects.filter(enrollment=enrollment)
+    if schedule_ids is not None:
+        if not schedule_ids:
+            return 0
+        qs = qs.filter(pk__in=schedule_ids)
+    return qs.exclude(status=ScheduleStatus.FINISHED).update(
+        status=ScheduleStatus.FINISHED, finished_at=now, next_due_at=None, updated_at=now
+    )
+
+
+# --- moving to another pathway version --------------------------------------------------------------------
+
+
+def schedules_replan(*, moves: Sequence[tuple[Schedule, TaskTemplate, bool]], now: dt.datetime) -> None:
+    """Point (locked) schedules at another version's templates, in one statement (a version migration).
+
+    Each move is (schedule, new template, replan). With `replan` (the template's timing changed), the next
+    occurrence is re-planned from `now` by `domain.versions.replanned_next_due` (the anchor and the count of
+    occurrences made are kept); a schedule with nothing more to make finishes. A paused schedule stays paused.
+    Without it only the template changes: what comes next stays as planned, under the new template's title,
+    role and window. Schedules need `task_template` and `enrollment.patient.site` loaded.
+    """
+    if not moves:
+        return
+    for schedule, template, replan in moves:
+        if replan:
+            replanned = replanned_next_due(
+                RecurrenceSpec.for_template(template),
+                anchor=schedule.anchor_at,
+                cal=PatientCalendar.for_patient(schedule.enrollment.patient),
+                now=now,
+                made=schedule.occurrences_made,
+                next_due_at=schedule.next_due_at,
+                last_completed_at=schedule.last_completed_at,
+            )
+            schedule.next_due_at = replanned.next_due_at
+            if replanned.finished:
+                schedule.status, schedule.finished_at = ScheduleStatus.FINISHED, now
+        schedule.task_template = template
+        schedule.updated_at = now
+    Schedule.objects.bulk_update(
+        [schedule for schedule, _, _ in moves], ["task_template", "next_due_at", "status", "finished_at", "updated_at"]
     )
