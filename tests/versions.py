@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -56,3 +57,9 @@ def load_document(tmp_path: Path, document: dict) -> PathwayTemplate:
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     [result] = pathways_load(paths=[path])
     return PathwayTemplate.objects.get(slug=document["slug"], version=result.version)
+
+
+def load_version_two() -> PathwayTemplate:
+    """Load `version_two_document()` as the next version (from a temporary file)."""
+    with tempfile.TemporaryDirectory() as directory:
+        return load_document(Path(directory), version_two_document())

@@ -16,6 +16,7 @@ from pathways.choices import (
     EnrollmentStatus,
     RecurrenceKind,
     ScheduleStatus,
+    TemplateStatus,
 )
 from pathways.domain.applicability import template_applies
 from pathways.domain.recurrence import PatientCalendar, RecurrenceSpec, first_occurrence
@@ -61,24 +62,43 @@ def _fields(rows: Iterable[Any], names: tuple[str, ...]) -> dict[str, dict[str, 
     return {row.code: {name: value(row, name) for name in names} for row in rows}
 
 
+def _diff(old: PathwayTemplate | None, new: PathwayTemplate, new_templates: list[TaskTemplate]) -> PathwayDiff:
+    old_templates = _templates(old) if old else []
+    return pathway_diff(
+        slug=new.slug,
+        from_version=old.version if old else 0,
+        to_version=new.version,
+        old_templates=_fields(old_templates, TEMPLATE_FIELDS),
+        new_templates=_fields(new_templates, TEMPLATE_FIELDS),
+        old_rules=_fields(Rule.objects.filter(pathway=old).order_by("position") if old else [], RULE_FIELDS),
+        new_rules=_fields(Rule.objects.filter(pathway=new).order_by("position"), RULE_FIELDS),
+    )
+
+
 def pathway_versions_compare(*, slug: str, from_version: int, to_version: int) -> VersionPair:
-    """Load two versions of `slug` and diff them (four queries). InvalidInput for a missing version or the same
+    """Load two versions of `slug` and diff them (six queries). InvalidInput for a missing version or the same
     version twice (fields `from_version` / `to_version`)."""
     if from_version == to_version:
         raise InvalidInput("the two versions are the same", fields={"to_version": ["must differ from from_version"]})
     old = pathway_version_get(slug=slug, version=from_version, field_name="from_version")
     new = pathway_version_get(slug=slug, version=to_version, field_name="to_version")
-    old_templates, new_templates = _templates(old), _templates(new)
-    diff = pathway_diff(
-        slug=slug,
-        from_version=from_version,
-        to_version=to_version,
-        old_templates=_fields(old_templates, TEMPLATE_FIELDS),
-        new_templates=_fields(new_templates, TEMPLATE_FIELDS),
-        old_rules=_fields(Rule.objects.filter(pathway=old).order_by("position"), RULE_FIELDS),
-        new_rules=_fields(Rule.objects.filter(pathway=new).order_by("position"), RULE_FIELDS),
+    new_templates = _templates(new)
+    return VersionPair(
+        old=old, new=new, new_templates={t.code: t for t in new_templates}, diff=_diff(old, new, new_templates)
     )
-    return VersionPair(old=old, new=new, new_templates={t.code: t for t in new_templates}, diff=diff)
+
+
+def pathway_version_diff(*, pathway: PathwayTemplate, from_version: int | None = None) -> PathwayDiff:
+    """What `pathway` (one version) changes relative to `from_version` of the same pathway, by default the
+    version before it; the first version, with nothing before it, lists everything as added (from_version 0).
+    InvalidInput (field `from_version`) for a missing or the same version."""
+    if from_version is None:
+        old = PathwayTemplate.objects.filter(slug=pathway.slug, version__lt=pathway.version).order_by("-version")
+        return _diff(old.first(), pathway, _templates(pathway))
+    if from_version == pathway.version:
+        raise InvalidInput("the two versions are the same", fields={"from_version": ["must differ from this version"]})
+    old_version = pathway_version_get(slug=pathway.slug, version=from_version, field_name="from_version")
+    return _diff(old_version, pathway, _templates(pathway))
 
 
 class PairCache:
@@ -257,6 +277,22 @@ def enrollment_schedules(enrollment: Enrollment, *, lock: bool = False) -> list[
     for schedule in schedules:
         schedule.enrollment = enrollment
     return schedules
+
+
+def enrollment_migration_preview_to(
+    *, enrollment: Enrollment, to_version: int | None, now: dt.datetime
+) -> MigrationPlan:
+    """The dry-run plan for moving one enrollment to `to_version` (by default its pathway's active version).
+    Already on that version: a plan that changes nothing. InvalidInput (field `to_version`) for a missing one."""
+    if to_version is None:
+        active = PathwayTemplate.objects.filter(slug=enrollment.pathway_slug, status=TemplateStatus.ACTIVE).first()
+        to_version = active.version if active else enrollment.template.version
+    if to_version == enrollment.template.version:
+        return MigrationPlan(enrollment_id=enrollment.pk, from_version=to_version, to_version=to_version)
+    pair = pathway_versions_compare(
+        slug=enrollment.pathway_slug, from_version=enrollment.template.version, to_version=to_version
+    )
+    return enrollment_migration_preview(enrollment=enrollment, pair=pair, now=now)
 
 
 def enrollment_migration_preview(*, enrollment: Enrollment, pair: VersionPair, now: dt.datetime) -> MigrationPlan:
