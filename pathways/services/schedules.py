@@ -447,6 +447,28 @@ def schedules_replan(*, moves: Sequence[tuple[Schedule, TaskTemplate, bool]], no
                 schedule.status, schedule.finished_at = ScheduleStatus.FINISHED, now
         schedule.task_template = template
         schedule.updated_at = now
-    Schedule.objects.bulk_update(
-        [schedule for schedule, _, _ in moves], ["task_template", "next_due_at", "status", "finished_at", "updated_at"]
-    )
+    moved = [schedule for schedule, _, _ in moves]
+    if connection.vendor != "postgresql":
+        Schedule.objects.bulk_update(moved, ["task_template", "next_due_at", "status", "finished_at", "updated_at"])
+        return
+    # As in _save_schedules: bulk_update's CASE per row and field costs more Python time than the whole
+    # migration of an enrollment; one UPDATE ... FROM unnest() is a single round trip.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Schedule._meta.db_table} AS s
+            SET task_template_id = v.template, next_due_at = v.next_due, status = v.status,
+                finished_at = v.finished, updated_at = v.updated
+            FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::varchar[], %s::timestamptz[],
+                        %s::timestamptz[]) AS v(id, template, next_due, status, finished, updated)
+            WHERE s.id = v.id
+            """,  # noqa: S608 - the table name comes from the model, every value is a parameter
+            [
+                [s.pk for s in moved],
+                [s.task_template_id for s in moved],
+                [s.next_due_at for s in moved],
+                [str(s.status) for s in moved],
+                [s.finished_at for s in moved],
+                [s.updated_at for s in moved],
+            ],
+        )

@@ -55,6 +55,7 @@ TARGETS = {
     "my_work_ratio": 2.0,  # issue 13: My work's server time ÷ the API queue page's, same user, same run
     "patient_page_ms": 150.0,  # issue 13
     "growth": 1.5,
+    "migration_rate": 200.0,  # issue 14: enrollments moved to a new version per second, at 10,000
 }
 
 
@@ -247,6 +248,21 @@ def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], o
             )
         ),
     )
+    row(
+        "Version migration: active enrollments moved to the next version/s (issue 14)",
+        "≥ 200/s at 10,000",
+        per(
+            lambda r: (
+                f"{r.migration['enrollments']:,} in {r.migration['seconds']:.1f} s = {r.migration['rate']:,.0f}/s"
+                + _ok(r.migration["rate"] >= TARGETS["migration_rate"])
+            )
+        ),
+    )
+    row(
+        "Version migration: statements per enrollment",
+        "constant",
+        per(lambda r: f"{r.migration['queries_per_enrollment']:g}" + _ok(r.migration["queries_constant"])),
+    )
     row("Empty escalation sweep (median)", "", per(lambda r: f"{r.sweep['empty_escalate_ms']:.2f} ms"))
     row("Empty reminder sweep (median)", "", per(lambda r: f"{r.sweep['empty_remind_ms']:.2f} ms"))
     for group in ("prong", "role"):
@@ -378,6 +394,9 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (compose.yaml: 3)")
         parser.add_argument("--occurrences", type=int, default=None, help="due occurrences for the sweep (10,000)")
         parser.add_argument("--repeat", type=int, default=None, help="repetitions of in-process timings")
+        parser.add_argument(
+            "--migrations", type=int, default=None, help="active enrollments moved to a new version (10,000)"
+        )
         parser.add_argument("--no-progress", dest="progress", action="store_false")
         parser.add_argument("--update-docs", action="store_true", help="write the results into docs/benchmarks.md")
         parser.add_argument("--output", type=Path, default=None, help="write the results (Markdown) to this file")
@@ -397,6 +416,7 @@ class Command(BaseCommand):
         seconds = options["seconds"] or (1.0 if quick else 5.0)
         occurrences = options["occurrences"] if options["occurrences"] is not None else (500 if quick else 10_000)
         repeat = options["repeat"] or (3 if quick else 10)
+        migrations = options["migrations"] if options["migrations"] is not None else (100 if quick else 10_000)
         options.update(seconds=seconds)
         if options["http"]:
             wrk_path()
@@ -441,6 +461,9 @@ class Command(BaseCommand):
             self.stdout.write(f"  dashboard: {result.dashboard}")
             result.sweep = measure.measure_sweeps(occurrences=occurrences, repeat=repeat * 2)
             self.stdout.write(f"  sweeps: {result.sweep}")
+            if migrations:
+                result.migration = measure.measure_migration(enrollments=migrations)
+                self.stdout.write(f"  version migration: {result.migration}")
             measure.cleanup_side_data()
             results.append(result)
         block = results_markdown(results, info, options)
