@@ -140,6 +140,11 @@ class MigrationPlan:
     schedules_ended: list[dict[str, Any]] = field(default_factory=list)
     open_tasks_kept: int = 0
 
+    @property
+    def is_move(self) -> bool:
+        """False for the plan of an enrollment already on the target version (nothing to do)."""
+        return self.from_version != self.to_version
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "enrollment": self.enrollment_id,
