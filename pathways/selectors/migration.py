@@ -263,25 +263,31 @@ def enrollment_migration_plan(
     return plan
 
 
-def enrollment_open_tasks(enrollment: Enrollment) -> list[OpenTask]:
-    """The enrollment's open tasks with their template codes, oldest first (one query)."""
+def enrollments_open_tasks(enrollment_ids: Sequence[int]) -> dict[int, list[OpenTask]]:
+    """The open tasks of these enrollments with their template codes, by enrollment, oldest first (one query)."""
     rows = (
-        Task.objects.filter(enrollment=enrollment, status__in=OPEN_TASK_STATUSES)
+        Task.objects.filter(enrollment_id__in=enrollment_ids, status__in=OPEN_TASK_STATUSES)
         .order_by("pk")
-        .values_list("pk", "template__code", "status")
+        .values_list("enrollment_id", "pk", "template__code", "status")
     )
-    return [OpenTask(pk, code, status) for pk, code, status in rows]
+    found: dict[int, list[OpenTask]] = {}
+    for enrollment_id, pk, code, status in rows:
+        found.setdefault(enrollment_id, []).append(OpenTask(pk, code, status))
+    return found
 
 
-def enrollment_schedules(enrollment: Enrollment, *, lock: bool = False) -> list[Schedule]:
-    """The enrollment's schedules with their templates (one query; `lock` takes their row locks)."""
-    qs = Schedule.objects.select_related("task_template").filter(enrollment=enrollment).order_by("pk")
+def enrollments_schedules(enrollments: Sequence[Enrollment], *, lock: bool = False) -> dict[int, list[Schedule]]:
+    """The schedules of these enrollments with their templates, by enrollment (one query; `lock` takes their
+    row locks). Each schedule's `enrollment` is the given instance (its patient and site already loaded)."""
+    by_id = {e.pk: e for e in enrollments}
+    qs = Schedule.objects.select_related("task_template").filter(enrollment_id__in=by_id).order_by("pk")
     if lock:
         qs = qs.select_for_update(of=("self",))
-    schedules = list(qs)
-    for schedule in schedules:
-        schedule.enrollment = enrollment
-    return schedules
+    found: dict[int, list[Schedule]] = {}
+    for schedule in qs:
+        schedule.enrollment = by_id[schedule.enrollment_id]
+        found.setdefault(schedule.enrollment_id, []).append(schedule)
+    return found
 
 
 def enrollment_migration_preview_to(
@@ -305,8 +311,8 @@ def enrollment_migration_preview(*, enrollment: Enrollment, pair: VersionPair, n
     return enrollment_migration_plan(
         enrollment=enrollment,
         pair=pair,
-        schedules=enrollment_schedules(enrollment),
-        open_tasks=enrollment_open_tasks(enrollment),
+        schedules=enrollments_schedules([enrollment]).get(enrollment.pk, []),
+        open_tasks=enrollments_open_tasks([enrollment.pk]).get(enrollment.pk, []),
         now=now,
     )
 

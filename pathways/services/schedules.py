@@ -3,14 +3,16 @@
 A schedule is one enrollment x recurring or deferred template; its row is the source of truth for what comes
 next (docs/scheduling.md). The writes:
 
-- start: an enrollment's schedules are created and their day-0 occurrences materialized (`schedules_start`);
+- start: an enrollment's schedules are created and their day-0 occurrences materialized (`schedules_start`,
+  `schedules_start_many`);
 - materialize: due occurrences become Task rows (`schedules_materialize`, the one mechanism, used by
   enrollment and by the materialize sweep in services/sweeps/);
 - after an occurrence closes: after-completion schedules learn their next time (`schedule_on_task_completed`,
   `schedule_on_task_closed`, called by the one transition function in services/tasks.py);
 - pause and resume: enrollment holds (`schedules_pause`, `schedule_resume`) and safety holds set by a rule
   (`schedule_hold_for_safety`, released through services/enrollment.py `schedule_release_hold`);
-- finish: an ended enrollment's schedules stop (`schedules_finish`);
+- finish: an ended enrollment's schedules stop (`schedules_finish`; `schedules_finish_by_id` for templates a
+  new version removed);
 - move to another pathway version: schedules follow the new version's templates, re-planned from now where
   the timing changed (`schedules_replan`, called by services/migration.py).
 """
@@ -25,6 +27,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from pathways.choices import RecurrenceKind, ScheduleStatus, TaskStatus
@@ -65,27 +68,35 @@ def schedules_start(
     `paused` (a template started while the enrollment is on hold, by a version migration): the schedules
     start paused and make nothing until the enrollment resumes. Caller holds the transaction.
     """
-    cal = PatientCalendar.for_patient(enrollment.patient)
+    return schedules_start_many(starts=[(enrollment, list(templates), paused)], actor=actor, now=now)
+
+
+def schedules_start_many(
+    *, starts: Sequence[tuple[Enrollment, Sequence[TaskTemplate], bool]], actor: User | None, now: dt.datetime
+) -> list[Schedule]:
+    """`schedules_start` for several enrollments at once, (enrollment, templates, paused) each: one insert of
+    the schedules and one materialization of their day-0 work for all of them (a version migration of many).
+    Each enrollment needs `patient.site` loaded. Caller holds the transaction."""
     schedules = []
-    for template in templates:
-        first = first_occurrence(RecurrenceSpec.for_template(template), anchor=now, cal=cal)
-        status = ScheduleStatus.PAUSED if paused else ScheduleStatus.ACTIVE
-        schedules.append(
-            Schedule(
-                enrollment=enrollment,
-                task_template=template,
-                anchor_at=now,
-                next_due_at=first,
-                status=status if first else ScheduleStatus.FINISHED,
-                paused_at=now if paused and first else None,
-                finished_at=None if first else now,
+    for enrollment, templates, paused in starts:
+        cal = PatientCalendar.for_patient(enrollment.patient)
+        for template in templates:
+            first = first_occurrence(RecurrenceSpec.for_template(template), anchor=now, cal=cal)
+            status = ScheduleStatus.PAUSED if paused else ScheduleStatus.ACTIVE
+            schedules.append(
+                Schedule(
+                    enrollment=enrollment,
+                    task_template=template,
+                    anchor_at=now,
+                    next_due_at=first,
+                    status=status if first else ScheduleStatus.FINISHED,
+                    paused_at=now if paused and first else None,
+                    finished_at=None if first else now,
+                )
             )
-        )
     if not schedules:
         return []
     Schedule.objects.bulk_create(schedules)
-    for schedule in schedules:
-        schedule.enrollment = enrollment
     schedules_materialize(schedules=schedules, until=now, now=now, actor=actor)
     return schedules
 
@@ -404,14 +415,19 @@ def schedule_clear_safety_hold(*, schedule: Schedule) -> None:
     schedule.save(update_fields=["pause_reason", "updated_at"])
 
 
-def schedules_finish(*, enrollment: Enrollment, now: dt.datetime, schedule_ids: Collection[int] | None = None) -> int:
-    """An ended enrollment: every schedule not yet finished finishes now (only `schedule_ids` when given, e.g. a
-    template a new version removed). Returns how many."""
-    qs = Schedule.objects.filter(enrollment=enrollment)
-    if schedule_ids is not None:
-        if not schedule_ids:
-            return 0
-        qs = qs.filter(pk__in=schedule_ids)
+def schedules_finish(*, enrollment: Enrollment, now: dt.datetime) -> int:
+    """An ended enrollment: every schedule not yet finished finishes now. Returns how many."""
+    return _finish(Schedule.objects.filter(enrollment=enrollment), now=now)
+
+
+def schedules_finish_by_id(*, schedule_ids: Collection[int], now: dt.datetime) -> int:
+    """These schedules finish now (templates a new pathway version removed, of one enrollment or many)."""
+    if not schedule_ids:
+        return 0
+    return _finish(Schedule.objects.filter(pk__in=schedule_ids), now=now)
+
+
+def _finish(qs: QuerySet[Schedule], *, now: dt.datetime) -> int:
     return qs.exclude(status=ScheduleStatus.FINISHED).update(
         status=ScheduleStatus.FINISHED, finished_at=now, next_due_at=None, updated_at=now
     )

@@ -63,7 +63,7 @@ def test_migrate_enrollments_dry_run_changes_nothing_then_the_run_moves_and_skip
     assert not EnrollmentEvent.objects.filter(kind=EnrollmentEventKind.MIGRATED).exists()
 
     with time_machine.travel(THURSDAY, tick=False):
-        done = _run("migrate_enrollments", "calciphylaxis", "--to", "2", "--progress-every", "1")
+        done = _run("migrate_enrollments", "calciphylaxis", "--to", "2", "--batch-size", "1")
     assert "1/2 done (1 moved, 0 already moved, 0 failed)" in done
     assert "moved 2 enrollments to v2; 0 were already on it; 0 failed" in done
     assert "skipped 1 on-hold enrollments" in done

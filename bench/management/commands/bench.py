@@ -259,9 +259,21 @@ def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], o
         ),
     )
     row(
-        "Version migration: statements per enrollment",
+        "Version migration: statements per enrollment (beyond each batch's fixed ones)",
         "constant",
         per(lambda r: f"{r.migration['queries_per_enrollment']:g}" + _ok(r.migration["queries_constant"])),
+    )
+    row(
+        "Version migration, the version also removing a template (one open task cancelled per enrollment): "
+        "enrollments/s; statements per enrollment",
+        "",
+        per(
+            lambda r: (
+                f"{r.migration['removal']['enrollments']:,} in {r.migration['removal']['seconds']:.1f} s = "
+                f"{r.migration['removal']['rate']:,.0f}/s; {r.migration['removal']['queries_per_enrollment']:g}"
+                + _ok(r.migration["removal"]["queries_constant"])
+            )
+        ),
     )
     row("Empty escalation sweep (median)", "", per(lambda r: f"{r.sweep['empty_escalate_ms']:.2f} ms"))
     row("Empty reminder sweep (median)", "", per(lambda r: f"{r.sweep['empty_remind_ms']:.2f} ms"))
@@ -464,6 +476,10 @@ class Command(BaseCommand):
             if migrations:
                 result.migration = measure.measure_migration(enrollments=migrations)
                 self.stdout.write(f"  version migration: {result.migration}")
+                result.migration["removal"] = measure.measure_migration(
+                    enrollments=min(migrations, 1000), with_removal=True
+                )
+                self.stdout.write(f"  version migration with a removed template: {result.migration['removal']}")
             measure.cleanup_side_data()
             results.append(result)
         block = results_markdown(results, info, options)

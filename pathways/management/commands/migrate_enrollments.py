@@ -44,8 +44,8 @@ class Command(BaseCommand):
     help = (
         "Move enrollments to version --to of a pathway: all active ones not on it (or only those on --from, at "
         "--site, or one --enrollment). On-hold and ended enrollments are skipped unless --include-on-hold / "
-        "--include-ended. --dry-run prints each plan and changes nothing. Each enrollment moves in its own "
-        "transaction: an interrupted run is resumed by running it again."
+        "--include-ended. --dry-run prints each plan and changes nothing. Enrollments move --batch-size to a "
+        "transaction: an interrupted run is resumed by running it again, and none moves twice."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -58,7 +58,9 @@ class Command(BaseCommand):
         parser.add_argument("--include-ended", action="store_true", help="completed and revoked enrollments too")
         parser.add_argument("--dry-run", action="store_true", help="print the plans; change nothing")
         parser.add_argument("--json", action="store_true", help="with --dry-run: the plans as JSON")
-        parser.add_argument("--progress-every", type=int, default=100, help="print progress every N enrollments")
+        parser.add_argument(
+            "--batch-size", type=int, default=100, help="enrollments per transaction; progress is printed after each"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -123,16 +125,16 @@ class Command(BaseCommand):
 
     def _many(self, options: dict[str, Any]) -> None:
         started = time.monotonic()
-        every = max(options["progress_every"], 1)
+        if not 1 <= options["batch_size"] <= 10_000:
+            raise CommandError("--batch-size must be between 1 and 10000")
 
         def progress(run: MigrationRun) -> None:
             done = run.selected - run.remaining
-            if done % every == 0 or run.remaining == 0:
-                rate = done / max(time.monotonic() - started, 1e-9)
-                self.stdout.write(
-                    f"{done}/{run.selected} done ({run.migrated} moved, {run.already} already moved, "
-                    f"{len(run.failed)} failed), {rate:.0f}/s"
-                )
+            rate = done / max(time.monotonic() - started, 1e-9)
+            self.stdout.write(
+                f"{done}/{run.selected} done ({run.migrated} moved, {run.already} already moved, "
+                f"{len(run.failed)} failed), {rate:.0f}/s"
+            )
 
         run = enrollments_migrate(
             slug=options["slug"],
@@ -143,6 +145,7 @@ class Command(BaseCommand):
             include_on_hold=options["include_on_hold"],
             include_ended=options["include_ended"],
             progress=progress,
+            batch_size=options["batch_size"],
         )
         self.stdout.write(
             f"moved {run.migrated} enrollments to v{options['to_version']}; {run.already} were already on it; "
