@@ -327,3 +327,7 @@ def _migrate_alone(
         return None
     except DomainError as exc:
         return exc
+    except IntegrityError:
+        # Rows that break a constraint (e.g. a schedule already made by hand for a template the version adds).
+        logger.exception("enrollment %s: a database constraint refused the migration", enrollment_id)
+        return Conflict(f"enrollment {enrollment_id}: a database constraint refused the migration; see the log")
