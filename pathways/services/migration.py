@@ -83,11 +83,14 @@ def _migrate_locked(
     function, one task at a time): the reads (enrollments, schedules, open tasks), ending schedules, re-planning,
     starting (one insert and one materialization for all), re-pinning, and the `migrated` events.
     """
+    # Lock first, then read: a row another run moved while this one waited for its lock would be dropped by
+    # PostgreSQL's re-check of a locking query that joins the template (the join is re-checked against the old
+    # template row), not found "already moved". The second statement's snapshot sees the committed version.
+    locked = list(
+        Enrollment.objects.select_for_update().filter(pk__in=enrollment_ids).order_by("pk").values_list("pk", flat=True)
+    )
     enrollments = list(
-        Enrollment.objects.select_for_update(of=("self",))
-        .select_related("patient__site", "template")
-        .filter(pk__in=enrollment_ids)
-        .order_by("pk")
+        Enrollment.objects.select_related("patient__site", "template").filter(pk__in=locked).order_by("pk")
     )
     moves = [_Move(e) for e in enrollments]
     for move in moves:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -337,3 +338,34 @@ def test_the_queries_per_migrated_enrollment_are_constant(load_v2, site, coordin
     assert per_enrollment == int(per_enrollment)
     assert five - 5 * per_enrollment == twenty - 20 * per_enrollment
     assert per_enrollment <= 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_migrations_of_many_move_each_enrollment_once(load_v2, site, coordinator) -> None:
+    with time_machine.travel(MONDAY, tick=False):
+        ids = [_enrol(site, coordinator).pk for _ in range(60)]
+    load_v2()
+    barrier = threading.Barrier(2)
+    runs: list[MigrationRun] = []
+
+    def migrate() -> None:
+        try:
+            barrier.wait(timeout=10)
+            runs.append(enrollments_migrate(slug="calciphylaxis", to_version=2, actor=None, batch_size=10))
+        finally:
+            connection.close()  # each thread had its own connection
+
+    threads = [threading.Thread(target=migrate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert len(runs) == 2 and all(not run.failed for run in runs)
+    assert sum(run.migrated for run in runs) == 60
+    # Both selected the same enrollments; whatever one moved, the other found done under the lock.
+    assert [run.selected for run in runs] == [60, 60], runs
+    assert sum(run.migrated + run.already for run in runs) == 120
+    events = EnrollmentEvent.objects.filter(kind=EnrollmentEventKind.MIGRATED)
+    assert sorted(events.values_list("enrollment_id", flat=True)) == sorted(ids)
+    assert Task.objects.filter(template__code=ADDED).count() == 60
