@@ -1,9 +1,10 @@
 """Moving enrollments to another version of their pathway (Camunda's process-instance migration is the
 model: https://docs.camunda.io/docs/components/concepts/process-instance-migration/).
 
-The plan comes from selectors/migration.py (the same function serves the dry run); this module applies it,
-one enrollment per transaction, under the enrollment's row lock, so a migration of many can stop anywhere and
-be run again: an enrollment already on the target version is never moved twice.
+The plan comes from selectors/migration.py (the same function serves the dry run); this module applies it
+under each enrollment's row lock, in batches (one transaction per batch, bulk writes), so a migration of many
+can stop anywhere and be run again: an enrollment already on the target version is never moved twice. Moving
+one enrollment is a batch of one.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def _migrate_locked(
 
 
 def _apply(moves: list[_Move], *, actor: User | None, now: dt.datetime) -> None:
+    """Apply the planned moves of one batch: cancellations one task at a time, the rest in bulk."""
     ended: set[int] = set()
     replans: list[tuple[Schedule, TaskTemplate, bool]] = []
     starts: list[tuple[Enrollment, list[TaskTemplate], bool]] = []
@@ -162,10 +164,11 @@ def _apply(moves: list[_Move], *, actor: User | None, now: dt.datetime) -> None:
     schedules_finish_by_id(schedule_ids=ended, now=now)
     schedules_replan(moves=replans, now=now)
     schedules_start_many(starts=starts, actor=actor, now=now)
-    new_version = moves[0].pair.new if moves[0].pair else None
+    # Every move in a batch goes to the same target version (pairs differ only in their old version).
+    new_version = moves[0].pair.new  # type: ignore[union-attr]
     Enrollment.objects.filter(pk__in=[m.enrollment.pk for m in moves]).update(template=new_version)
     for move in moves:
-        move.enrollment.template = new_version  # type: ignore[assignment]
+        move.enrollment.template = new_version
     EnrollmentEvent.objects.bulk_create(events)
 
 
