@@ -38,6 +38,7 @@ from django.db import OperationalError, connection, transaction
 from tqdm import tqdm
 
 from pathways.choices import (
+    OPEN_TASK_STATUSES,
     SPECIALIST_ROLES,
     EnrollmentStatus,
     RecurrenceKind,
@@ -804,3 +805,88 @@ def bench_remove_side_data() -> None:
     # through the API (the FHIR measurement) stays, without an enrollment, outside the bench sites' counts.
     audited = AuditEvent.objects.filter(patient__site__code=SIDE_SITE).values("patient_id")
     Patient.objects.filter(site__code=SIDE_SITE).exclude(pk__in=audited).delete()
+
+
+def bench_create_enrollment_copies(*, model: Enrollment, count: int, tag: str = "M") -> list[int]:
+    """Bulk-create `count` side-site enrollments shaped exactly like `model` (a real enrollment made by
+    enrollment_apply): the same pathway version, one schedule per schedule of the model (same template, anchor,
+    next occurrence and count made) and a copy of each of its open tasks. Returns the new enrollment ids."""
+    site = model.patient.site
+    stamp = f"{tag}{int(time.time() * 1000)}"
+    patient_fields = {
+        "dialysis_modality": model.patient.dialysis_modality,
+        "dialysis_days": model.patient.dialysis_days,
+        "dialysis_session_time": model.patient.dialysis_session_time,
+        "risk_medications": model.patient.risk_medications,
+    }
+    patients = Patient.objects.bulk_create(
+        (
+            Patient(
+                site=site,
+                mrn=f"{stamp}-{n:07d}",
+                given_name="Bench",
+                family_name=f"Synthetic{n}",
+                birth_date=dt.date(1960, 1, 1),
+                **patient_fields,
+            )
+            for n in range(count)
+        ),
+        batch_size=5000,
+    )
+    enrolled = Enrollment.objects.bulk_create(
+        (
+            Enrollment(
+                patient=p,
+                template_id=model.template_id,
+                pathway_slug=model.pathway_slug,
+                status=EnrollmentStatus.ACTIVE,
+                enrolled_at=model.enrolled_at,
+                medications_at_enrollment=model.medications_at_enrollment,
+            )
+            for p in patients
+        ),
+        batch_size=5000,
+    )
+    model_schedules = list(Schedule.objects.filter(enrollment=model).order_by("pk"))
+    copies = Schedule.objects.bulk_create(
+        (
+            Schedule(
+                enrollment=enrollment,
+                task_template_id=s.task_template_id,
+                status=s.status,
+                anchor_at=s.anchor_at,
+                next_due_at=s.next_due_at,
+                occurrences_made=s.occurrences_made,
+                finished_at=s.finished_at,
+            )
+            for enrollment in enrolled
+            for s in model_schedules
+        ),
+        batch_size=5000,
+    )
+    schedule_of = {
+        (copy.enrollment_id, model_schedules[i % len(model_schedules)].pk): copy.pk for i, copy in enumerate(copies)
+    }
+    open_tasks = list(Task.objects.filter(enrollment=model, status__in=OPEN_TASK_STATUSES).order_by("pk"))
+    Task.objects.bulk_create(
+        (
+            Task(
+                enrollment=enrollment,
+                template_id=t.template_id,
+                schedule_id=schedule_of[(enrollment.pk, t.schedule_id)] if t.schedule_id else None,
+                occurrence=t.occurrence,
+                title=t.title,
+                prong=t.prong,
+                role=t.role,
+                priority=t.priority,
+                available_at=t.available_at,
+                due_at=t.due_at,
+                blocked_by=t.blocked_by,
+                instructions=t.instructions,
+            )
+            for enrollment in enrolled
+            for t in open_tasks
+        ),
+        batch_size=5000,
+    )
+    return [e.pk for e in enrolled]

@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
@@ -21,15 +25,18 @@ from bench.data import (
     SIDE_SITE,
     Shape,
     bench_create_due_schedules,
+    bench_create_enrollment_copies,
     bench_remove_side_data,
 )
 from bench.floor import floor_queue, floor_tasks
 from bench.http import LoadResult, check_page, gunicorn_server, wrk_run
 from bench.plans import explain, rows_read
 from pathways.choices import OPEN_TASK_STATUSES, EnrollmentStatus, Role
-from pathways.models import CareTeamMember, Enrollment, Patient, Schedule, Site, Task, User
+from pathways.models import CareTeamMember, Enrollment, PathwayTemplate, Patient, Schedule, Site, Task, User
 from pathways.selectors.adherence import Window, adherence_by, adherence_window
+from pathways.services.content import pathways_load
 from pathways.services.enrollment import enrollment_apply
+from pathways.services.migration import enrollments_migrate
 from pathways.services.sweeps import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
 
 # The pages under load: a wound nurse's queue, and a coordinator's "overdue wound care" task list.
@@ -71,6 +78,7 @@ class ScaleResult:
     data: dict[str, Any] = field(default_factory=dict)
     pages: dict[str, dict[str, Any]] = field(default_factory=dict)
     enrollment: dict[str, Any] = field(default_factory=dict)
+    migration: dict[str, Any] = field(default_factory=dict)
     sweep: dict[str, Any] = field(default_factory=dict)
     adherence: dict[str, Any] = field(default_factory=dict)
     dashboard: dict[str, Any] = field(default_factory=dict)
@@ -292,6 +300,87 @@ def measure_enrollment(*, repeat: int) -> dict[str, Any]:
     out["p90_ms"] = statistics.quantiles(times, n=10)[-1] if len(times) >= 2 else times[0]
     out["max_ms"] = max(times)
     return out
+
+
+# The version the migration measurement moves enrollments to: the issue's example, a site moving dressing
+# changes from every 48 h to every 24 h after completion (one re-planned schedule per enrollment), and a new
+# template (a schedule started, its day-0 task made). `with_removal` also drops a template: its open task is
+# cancelled through the transition function (eight more statements per enrollment: the task's lock, update,
+# event, its schedule's lock, and two savepoints each for the two nested atomic services).
+MIGRATION_CHANGES = {"dressing-change": {"kind": "after_completion", "hours": 24}}
+MIGRATION_REMOVED = "pain-score"
+MIGRATION_ADDED = {
+    "code": "bench-wound-photograph",
+    "title": "Wound photographs (bench)",
+    "prong": "wound_care",
+    "role": "wound_nursing",
+    "first_due": {"day": 0},
+    "recurrence": {"kind": "interval", "every_days": 14},
+}
+
+
+def _next_version_document(*, with_removal: bool) -> dict[str, Any]:
+    document = yaml.safe_load((Path(settings.CAREPATH["CONTENT_DIR"]) / "calciphylaxis.yaml").read_text())
+    templates = [t for t in document["task_templates"] if not (with_removal and t["code"] == MIGRATION_REMOVED)]
+    for template in templates:
+        if template["code"] in MIGRATION_CHANGES:
+            template["recurrence"] = MIGRATION_CHANGES[template["code"]]
+    document["task_templates"] = [*templates, MIGRATION_ADDED]
+    return document
+
+
+def measure_migration(*, enrollments: int, with_removal: bool = False) -> dict[str, Any]:
+    """Move `enrollments` active side-site enrollments (copies of one real HD patient's enrollment: its
+    schedules and open day-0 tasks) to a new version of the pathway with `enrollments_migrate`, as
+    `manage.py migrate_enrollments` does (batches of 100). Reports enrollments/s and the statements per
+    enrollment beyond each batch's fixed ones, from runs over 10 and over 20 enrollments (a whole number, the
+    same for both, means constant). Afterwards the side rows and the
+    new version are removed and the previous version is active again."""
+    # Only the copies are moved: the enrollment and sweep measurements' side rows go first.
+    bench_remove_side_data()
+    old = PathwayTemplate.objects.get(slug="calciphylaxis", status="active")
+    coordinator = _side_coordinator()
+    site = Site.objects.get(code=SIDE_SITE)
+    patient = Patient.objects.create(
+        site=site,
+        mrn=f"MIG{int(time.time() * 1000)}",
+        given_name="Bench",
+        family_name="Migrate",
+        birth_date=dt.date(1960, 1, 1),
+        dialysis_modality="HD",
+        dialysis_days=[0, 2, 4],
+        dialysis_session_time=dt.time(13, 0),
+    )
+    model = enrollment_apply(patient_id=patient.pk, pathway_slug="calciphylaxis", actor=coordinator)
+    samples = (10, 20)
+    bench_create_enrollment_copies(model=model, count=enrollments + sum(samples) - 1)
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "calciphylaxis.yaml"
+        path.write_text(yaml.safe_dump(_next_version_document(with_removal=with_removal), sort_keys=False))
+        [loaded] = pathways_load(paths=[path])
+    new = PathwayTemplate.objects.get(slug="calciphylaxis", version=loaded.version)
+    result: dict[str, Any] = {"from_version": old.version, "to_version": new.version, "with_removal": with_removal}
+    try:
+        counts = []
+        for sample in samples:
+            with CaptureQueriesContext(connection) as queries:
+                run = enrollments_migrate(
+                    slug="calciphylaxis", to_version=new.version, actor=None, site_code=SIDE_SITE, limit=sample
+                )
+            counts.append((len(queries.captured_queries), run.migrated))
+        (q_small, n_small), (q_big, n_big) = counts
+        per = (q_big - q_small) / (n_big - n_small)
+        result["queries_per_enrollment"] = per
+        result["queries_constant"] = per == int(per) and q_small - n_small * per == q_big - n_big * per
+        started = time.perf_counter()
+        run = enrollments_migrate(slug="calciphylaxis", to_version=new.version, actor=None, site_code=SIDE_SITE)
+        seconds = time.perf_counter() - started
+        result.update(enrollments=run.migrated, failed=len(run.failed), seconds=seconds, rate=run.migrated / seconds)
+    finally:
+        bench_remove_side_data()
+        new.delete()
+        PathwayTemplate.objects.filter(pk=old.pk).update(status="active")
+    return result
 
 
 def measure_sweeps(*, occurrences: int, repeat: int) -> dict[str, Any]:

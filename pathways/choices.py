@@ -143,6 +143,8 @@ class EnrollmentEventKind(models.TextChoices):
     TEMPLATE_STARTED = "template_started", "Task template started (now applies)"
     TEMPLATE_ENDED = "template_ended", "Task template ended (no longer applies)"
     SCHEDULE_REPLANNED = "schedule_replanned", "Schedule re-planned"
+    # Moved to another version of its pathway; the event's data holds both versions and the applied plan.
+    MIGRATED = "migrated", "Moved to another pathway version"
 
 
 class RecurrenceKind(models.TextChoices):

@@ -451,3 +451,82 @@ class TokenRequestSerializer(StrictSerializer):
 
 class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField()
+
+
+# --- version migration (docs/pathway-content.md, "Moving enrollments to a new version") ----------------------
+
+MAX_VERSION = 2**31 - 1
+
+
+class DiffSectionSerializer(serializers.Serializer):
+    added = serializers.ListField(child=serializers.CharField(), help_text="Codes only in the new version.")
+    removed = serializers.ListField(child=serializers.CharField(), help_text="Codes only in the old version.")
+    changed = serializers.ListField(
+        child=serializers.DictField(), help_text='[{"code", "fields": {name: {"old", "new"}}}]'
+    )
+
+
+class PathwayDiffSerializer(serializers.Serializer):
+    pathway = serializers.CharField()
+    from_version = serializers.IntegerField()
+    to_version = serializers.IntegerField()
+    task_templates = DiffSectionSerializer()
+    rules = DiffSectionSerializer()
+
+
+class MigrationPlanSerializer(serializers.Serializer):
+    enrollment = serializers.IntegerField()
+    from_version = serializers.IntegerField()
+    to_version = serializers.IntegerField()
+    tasks_created = serializers.ListField(
+        child=serializers.DictField(), help_text='[{"template", "available_at", "due_at"}]'
+    )
+    tasks_cancelled = serializers.ListField(
+        child=serializers.DictField(), help_text='[{"task", "template", "status", "reason"}]'
+    )
+    schedules_started = serializers.ListField(child=serializers.DictField(), help_text='[{"template", "next_due_at"}]')
+    schedules_replanned = serializers.ListField(
+        child=serializers.DictField(), help_text='[{"template", "schedule", "next_due_at": {"old", "new"}, "finished"}]'
+    )
+    schedules_ended = serializers.ListField(
+        child=serializers.DictField(), help_text='[{"template", "schedule", "reason"}]'
+    )
+    open_tasks_kept = serializers.IntegerField()
+
+
+class EnrollmentMigrateSerializer(StrictSerializer):
+    to_version = StrictIntegerField(
+        min_value=1, max_value=MAX_VERSION, help_text="The version of the enrollment's pathway to move to."
+    )
+    include_on_hold = serializers.BooleanField(default=False, help_text="Move it even if it is on hold.")
+    include_ended = serializers.BooleanField(default=False, help_text="Move it even if completed or revoked.")
+
+
+class EnrollmentMigrationsSerializer(StrictSerializer):
+    pathway = serializers.SlugField(max_length=64)
+    to_version = StrictIntegerField(min_value=1, max_value=MAX_VERSION)
+    from_version = StrictIntegerField(min_value=1, max_value=MAX_VERSION, required=False, allow_null=True, default=None)
+    site = ScopedPrimaryKeyField(scope=scope_sites, required=False, allow_null=True, default=None)
+    include_on_hold = serializers.BooleanField(default=False)
+    include_ended = serializers.BooleanField(default=False)
+    dry_run = serializers.BooleanField(default=False, help_text="Return the plans; change nothing.")
+    limit = StrictIntegerField(
+        min_value=1, max_value=500, default=100, help_text="At most this many enrollments per call (1-500)."
+    )
+
+
+class MigrationFailureSerializer(serializers.Serializer):
+    enrollment = serializers.IntegerField()
+    message = serializers.CharField()
+
+
+class MigrationRunSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    selected = serializers.IntegerField(help_text="Enrollments selected, before `limit`.")
+    migrated = serializers.IntegerField()
+    already = serializers.IntegerField(help_text="Found on the target version by the time their turn came.")
+    failed = MigrationFailureSerializer(many=True)
+    skipped_on_hold = serializers.IntegerField()
+    skipped_ended = serializers.IntegerField()
+    remaining = serializers.IntegerField(help_text="Selected but not reached: call again to carry on.")
+    plans = MigrationPlanSerializer(many=True, help_text="The dry run's plans, or the plans applied.")

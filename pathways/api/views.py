@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -19,7 +20,7 @@ from pathways.api.base import ScopedReadOnlyViewSet, ScopedViewSet, staff, valid
 from pathways.api.filters import EnrollmentFilter, NotificationFilter, PathwayFilter, PatientFilter, TaskFilter
 from pathways.choices import TaskStatus
 from pathways.domain.units import to_int
-from pathways.errors import InvalidInput
+from pathways.errors import InvalidInput, NotPermitted
 from pathways.models import (
     CareTeamMember,
     Enrollment,
@@ -34,6 +35,7 @@ from pathways.models import (
     TaskTemplate,
 )
 from pathways.selectors.access import (
+    can_migrate_enrollments,
     scope_care_team,
     scope_enrollments,
     scope_notifications,
@@ -42,9 +44,16 @@ from pathways.selectors.access import (
     scope_sites,
     scope_tasks_to_claim,
 )
+from pathways.selectors.migration import (
+    enrollment_migration_preview_to,
+    enrollments_for_migration,
+    enrollments_migration_previews,
+    pathway_version_diff,
+)
 from pathways.selectors.schedule import MAX_PREVIEW_DAYS, enrollment_upcoming_occurrences
 from pathways.selectors.tasks import task_list, task_queue_for_user
 from pathways.services import enrollment as enrollment_services
+from pathways.services import migration as migration_services
 from pathways.services import tasks as task_services
 from pathways.services.enrollment import schedule_release_hold
 from pathways.services.notifications import notification_mark_read
@@ -99,6 +108,8 @@ class PatientViewSet(mixins.CreateModelMixin, ScopedReadOnlyViewSet):
 class PathwayViewSet(ScopedReadOnlyViewSet):
     """Pathway template versions with their task templates and rules (read-only; content is loaded from files)."""
 
+    query_params_allowed = {"diff": ("from_version",)}
+
     # Fail closed: the real queryset is always the scoped one from get_queryset (this gives the schema its model).
     queryset = PathwayTemplate.objects.none()
     serializer_class = s.PathwayTemplateSerializer
@@ -110,6 +121,26 @@ class PathwayViewSet(ScopedReadOnlyViewSet):
             Prefetch("rules", queryset=Rule.objects.order_by("position")),
         )
         return qs.order_by("slug", "-version")
+
+    @extend_schema(
+        request=None,
+        responses=s.PathwayDiffSerializer,
+        parameters=[
+            OpenApiParameter(
+                "from_version", int, description="the version to compare with; default: the one before this"
+            )
+        ],
+    )
+    @action(detail=True, methods=["get"])
+    def diff(self, request: Request, pk: str) -> Response:
+        """What this version changes, by task template and rule code: added, removed, and changed with the
+        fields' old and new values (coordinators, admins). The first version lists everything as added."""
+        pathway = self.get_object()
+        _require_migrator(request)
+        from_version = _version_param(request, "from_version")
+        return Response(
+            s.PathwayDiffSerializer(pathway_version_diff(pathway=pathway, from_version=from_version).as_dict()).data
+        )
 
 
 @extend_schema_view(
@@ -145,7 +176,7 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
     queryset = Enrollment.objects.none()
     serializer_class = s.EnrollmentSerializer
     filterset_class = EnrollmentFilter
-    query_params_allowed = {"schedule": ("days",)}
+    query_params_allowed = {"schedule": ("days",), "migration_plan": ("to_version",)}
 
     def get_queryset(self) -> QuerySet[Any]:
         return (
@@ -271,6 +302,93 @@ class EnrollmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
             raise ValidationError(exc.fields) from None
         items = enrollment_upcoming_occurrences(enrollment=enrollment, days=days)
         return Response(s.UpcomingOccurrenceSerializer(items, many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses=s.MigrationPlanSerializer,
+        parameters=[OpenApiParameter("to_version", int, description="default: the pathway's active version")],
+    )
+    @action(detail=True, methods=["get"], url_path="migration-plan", url_name="migration-plan")
+    def migration_plan(self, request: Request, pk: str) -> Response:
+        """The dry run: what moving this enrollment to `to_version` (default: the active version) would do
+        (coordinators, admins). Already on it: a plan that changes nothing."""
+        enrollment = self.get_object()
+        _require_migrator(request)
+        plan = enrollment_migration_preview_to(
+            enrollment=enrollment, to_version=_version_param(request, "to_version"), now=timezone.now()
+        )
+        return Response(s.MigrationPlanSerializer(plan.as_dict()).data)
+
+    @extend_schema(request=s.EnrollmentMigrateSerializer, responses=s.MigrationPlanSerializer)
+    @action(detail=True, methods=["post"])
+    def migrate(self, request: Request, pk: str) -> Response:
+        """Move this enrollment to another version of its pathway; answers the plan applied. 409 when it is
+        already on that version, or on hold / ended without `include_on_hold` / `include_ended`."""
+        enrollment = self.get_object()
+        data = _validated(s.EnrollmentMigrateSerializer, request)
+        plan = migration_services.enrollment_migrate(enrollment_id=enrollment.pk, actor=staff(request), **data)
+        return Response(s.MigrationPlanSerializer(plan.as_dict()).data)
+
+    @extend_schema(request=s.EnrollmentMigrationsSerializer, responses=s.MigrationRunSerializer)
+    @action(detail=False, methods=["post"])
+    def migrations(self, request: Request) -> Response:
+        """Move many enrollments (the caller's sites'; admins: all) to `to_version`, at most `limit` per call,
+        oldest first; `remaining` says how many are left: call again to carry on. `dry_run` answers the plans
+        and changes nothing. On-hold and ended enrollments are skipped (and counted) unless included."""
+        user = staff(request)
+        _require_migrator(request)
+        data = _validated(s.EnrollmentMigrationsSerializer, request)
+        site_code = data["site"].code if data["site"] else None
+        options = {
+            "slug": data["pathway"],
+            "to_version": data["to_version"],
+            "from_version": data["from_version"],
+            "site_code": site_code,
+            "include_on_hold": data["include_on_hold"],
+            "include_ended": data["include_ended"],
+        }
+        if data["dry_run"]:
+            selection = enrollments_for_migration(user=user, **options)
+            ids = selection.ids[: data["limit"]]
+            plans = enrollments_migration_previews(ids=ids, to_version=data["to_version"], now=timezone.now())
+            body: dict[str, Any] = {
+                "selected": len(selection.ids),
+                "migrated": 0,
+                "already": 0,
+                "failed": [],
+                "skipped_on_hold": selection.skipped_on_hold,
+                "skipped_ended": selection.skipped_ended,
+                "remaining": len(selection.ids),
+            }
+        else:
+            run = migration_services.enrollments_migrate(actor=user, limit=data["limit"], keep_plans=True, **options)
+            plans = run.plans
+            body = {
+                "selected": run.selected,
+                "migrated": run.migrated,
+                "already": run.already,
+                "failed": [{"enrollment": pk, "message": message} for pk, message in run.failed],
+                "skipped_on_hold": run.skipped_on_hold,
+                "skipped_ended": run.skipped_ended,
+                "remaining": run.remaining,
+            }
+        body |= {"dry_run": data["dry_run"], "plans": [plan.as_dict() for plan in plans]}
+        return Response(s.MigrationRunSerializer(body).data)
+
+
+def _require_migrator(request: Request) -> None:
+    if not can_migrate_enrollments(staff(request)):
+        raise NotPermitted("only coordinators and admins can compare versions and move enrollments")
+
+
+def _version_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return to_int(raw, field_name=name, minimum=1, maximum=s.MAX_VERSION)
+    except InvalidInput as exc:
+        raise ValidationError(exc.fields) from None
 
 
 def _task_action_schema(request_serializer: type[BaseSerializer]) -> Any:

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("pathways", "0016_integration_choices"),
+        ("pathways", "0015_replan"),
     ]
 
     operations = [

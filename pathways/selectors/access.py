@@ -283,6 +283,12 @@ def can_enroll_patient(user: User | None, patient: Patient) -> bool:
     return is_coordinator(user) and user.sites.filter(pk=patient.site_id).exists()
 
 
+def can_migrate_enrollments(user: User) -> bool:
+    """Compare pathway versions and move enrollments to another version: coordinators (their sites' enrollments,
+    through scope_enrollments and can_manage_enrollment) and admins."""
+    return is_admin(user) or is_coordinator(user)
+
+
 def can_view_reports(user: User) -> bool:
     """Adherence reports and the dashboard's overview and overdue list: coordinators, auditors, admins
     (each over their own scope_tasks)."""

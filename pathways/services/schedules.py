@@ -3,18 +3,22 @@
 A schedule is one enrollment x recurring or deferred template; its row is the source of truth for what comes
 next (docs/scheduling.md). The writes:
 
-- start: an enrollment's schedules are created and their day-0 occurrences materialized (`schedules_start`);
+- start: an enrollment's schedules are created and their day-0 occurrences materialized (`schedules_start`,
+  `schedules_start_many`);
 - materialize: due occurrences become Task rows (`schedules_materialize`, the one mechanism, used by
   enrollment and by the materialize sweep in services/sweeps/);
 - after an occurrence closes: after-completion schedules learn their next time (`schedule_on_task_completed`,
   `schedule_on_task_closed`, called by the one transition function in services/tasks.py);
 - pause and resume: enrollment holds (`schedules_pause`, `schedule_resume`) and safety holds set by a rule
   (`schedule_hold_for_safety`, released through services/enrollment.py `schedule_release_hold`);
-- finish: an ended enrollment's schedules stop (`schedules_finish`);
+- finish: an ended enrollment's schedules stop (`schedules_finish`; `schedules_finish_by_id` for templates a
+  new version removed);
 - re-plan after a change to the patient (docs/scheduling.md, "Re-planning"): a schedule follows the new
   dialysis calendar from the next occurrence (`schedule_replan_from`), a template that stops applying ends
   (`schedule_end`), one that starts applying starts or restarts from now (`schedule_start_from`); the
   orchestration, with the task cancellations and the recorded reasons, is services/replan.py.
+- move to another pathway version: schedules follow the new version's templates, re-planned from now where
+  the timing changed (`schedules_replan`, called by services/migration.py).
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from pathways.choices import EnrollmentStatus, RecurrenceKind, ScheduleStatus, TaskStatus
@@ -38,6 +43,7 @@ from pathways.domain.recurrence import (
     occurrence_after,
     occurrences_between,
 )
+from pathways.domain.versions import replanned_next_due
 from pathways.errors import NotFound
 from pathways.models import Enrollment, Schedule, Task, TaskTemplate, User
 from pathways.services.task_creation import NewTask, new_task_from_template, tasks_create
@@ -51,32 +57,50 @@ _SCHEDULE_FIELDS = ["occurrences_made", "next_due_at", "status", "finished_at", 
 
 
 def schedules_start(
-    *, enrollment: Enrollment, templates: Iterable[TaskTemplate], actor: User | None, now: dt.datetime
+    *,
+    enrollment: Enrollment,
+    templates: Iterable[TaskTemplate],
+    actor: User | None,
+    now: dt.datetime,
+    paused: bool = False,
 ) -> list[Schedule]:
     """Create one schedule per template for a new enrollment, anchored at `now`, and materialize day-0 work.
 
     `templates` are the scheduled templates that apply to the patient (the caller filters them). A template
     with no occurrence at all starts finished. Day-0 work (occurrences due now) becomes tasks at once, in one
     batch, so enrolling costs a fixed number of queries whatever the template count; the sweep does the rest.
-    Caller holds the transaction.
+    `paused` (a template started while the enrollment is on hold, by a version migration): the schedules
+    start paused and make nothing until the enrollment resumes. Caller holds the transaction.
     """
-    cal = PatientCalendar.for_patient(enrollment.patient)
+    return schedules_start_many(starts=[(enrollment, list(templates), paused)], actor=actor, now=now)
+
+
+def schedules_start_many(
+    *, starts: Sequence[tuple[Enrollment, Sequence[TaskTemplate], bool]], actor: User | None, now: dt.datetime
+) -> list[Schedule]:
+    """`schedules_start` for several enrollments at once, (enrollment, templates, paused) each: one insert of
+    the schedules and one materialization of their day-0 work for all of them (a version migration of many).
+    Each enrollment needs `patient.site` loaded. Caller holds the transaction."""
     schedules = []
-    for template in templates:
-        first = first_occurrence(RecurrenceSpec.for_template(template), anchor=now, cal=cal)
-        schedules.append(
-            Schedule(
-                enrollment=enrollment,
-                task_template=template,
-                anchor_at=now,
-                next_due_at=first,
-                status=ScheduleStatus.ACTIVE if first else ScheduleStatus.FINISHED,
-                finished_at=None if first else now,
+    for enrollment, templates, paused in starts:
+        cal = PatientCalendar.for_patient(enrollment.patient)
+        for template in templates:
+            first = first_occurrence(RecurrenceSpec.for_template(template), anchor=now, cal=cal)
+            status = ScheduleStatus.PAUSED if paused else ScheduleStatus.ACTIVE
+            schedules.append(
+                Schedule(
+                    enrollment=enrollment,
+                    task_template=template,
+                    anchor_at=now,
+                    next_due_at=first,
+                    status=status if first else ScheduleStatus.FINISHED,
+                    paused_at=now if paused and first else None,
+                    finished_at=None if first else now,
+                )
             )
-        )
+    if not schedules:
+        return []
     Schedule.objects.bulk_create(schedules)
-    for schedule in schedules:
-        schedule.enrollment = enrollment
     schedules_materialize(schedules=schedules, until=now, now=now, actor=actor)
     return schedules
 
@@ -397,10 +421,19 @@ def schedule_clear_safety_hold(*, schedule: Schedule) -> None:
 
 def schedules_finish(*, enrollment: Enrollment, now: dt.datetime) -> int:
     """An ended enrollment: every schedule not yet finished finishes now. Returns how many."""
-    return (
-        Schedule.objects.filter(enrollment=enrollment)
-        .exclude(status=ScheduleStatus.FINISHED)
-        .update(status=ScheduleStatus.FINISHED, finished_at=now, next_due_at=None, updated_at=now)
+    return _finish(Schedule.objects.filter(enrollment=enrollment), now=now)
+
+
+def schedules_finish_by_id(*, schedule_ids: Collection[int], now: dt.datetime) -> int:
+    """These schedules finish now (templates a new pathway version removed, of one enrollment or many)."""
+    if not schedule_ids:
+        return 0
+    return _finish(Schedule.objects.filter(pk__in=schedule_ids), now=now)
+
+
+def _finish(qs: QuerySet[Schedule], *, now: dt.datetime) -> int:
+    return qs.exclude(status=ScheduleStatus.FINISHED).update(
+        status=ScheduleStatus.FINISHED, finished_at=now, next_due_at=None, updated_at=now
     )
 
 
@@ -470,3 +503,60 @@ def schedule_start_from(
     schedule.enrollment = enrollment
     schedules_materialize(schedules=[schedule], until=now, now=now, actor=actor)
     return schedule
+
+
+# --- moving to another pathway version --------------------------------------------------------------------
+
+
+def schedules_replan(*, moves: Sequence[tuple[Schedule, TaskTemplate, bool]], now: dt.datetime) -> None:
+    """Point (locked) schedules at another version's templates, in one statement (a version migration).
+
+    Each move is (schedule, new template, replan). With `replan` (the template's timing changed), the next
+    occurrence is re-planned from `now` by `domain.versions.replanned_next_due` (the anchor and the count of
+    occurrences made are kept); a schedule with nothing more to make finishes. A paused schedule stays paused.
+    Without it only the template changes: what comes next stays as planned, under the new template's title,
+    role and window. Schedules need `task_template` and `enrollment.patient.site` loaded.
+    """
+    if not moves:
+        return
+    for schedule, template, replan in moves:
+        if replan:
+            replanned = replanned_next_due(
+                RecurrenceSpec.for_template(template),
+                anchor=schedule.anchor_at,
+                cal=PatientCalendar.for_patient(schedule.enrollment.patient),
+                now=now,
+                made=schedule.occurrences_made,
+                next_due_at=schedule.next_due_at,
+                last_completed_at=schedule.last_completed_at,
+            )
+            schedule.next_due_at = replanned.next_due_at
+            if replanned.finished:
+                schedule.status, schedule.finished_at = ScheduleStatus.FINISHED, now
+        schedule.task_template = template
+        schedule.updated_at = now
+    moved = [schedule for schedule, _, _ in moves]
+    if connection.vendor != "postgresql":
+        Schedule.objects.bulk_update(moved, ["task_template", "next_due_at", "status", "finished_at", "updated_at"])
+        return
+    # As in _save_schedules: bulk_update's CASE per row and field costs more Python time than the whole
+    # migration of an enrollment; one UPDATE ... FROM unnest() is a single round trip.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Schedule._meta.db_table} AS s
+            SET task_template_id = v.template, next_due_at = v.next_due, status = v.status,
+                finished_at = v.finished, updated_at = v.updated
+            FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::varchar[], %s::timestamptz[],
+                        %s::timestamptz[]) AS v(id, template, next_due, status, finished, updated)
+            WHERE s.id = v.id
+            """,  # noqa: S608 - the table name comes from the model, every value is a parameter
+            [
+                [s.pk for s in moved],
+                [s.task_template_id for s in moved],
+                [s.next_due_at for s in moved],
+                [str(s.status) for s in moved],
+                [s.finished_at for s in moved],
+                [s.updated_at for s in moved],
+            ],
+        )

@@ -3,6 +3,7 @@
 from django.urls import URLPattern, path
 
 from pathways.web import coordination as views
+from pathways.web import migration
 
 urlpatterns: list[URLPattern] = [
     path("patients/", views.patients, name="patients"),
@@ -22,6 +23,8 @@ urlpatterns: list[URLPattern] = [
         )
         for action in views.LIFECYCLE
     ),
+    path("enrollments/<int:enrollment_id>/migrate/", migration.enrollment_migration, name="enrollment-migrate"),
+    path("pathway/migrate/", migration.pathway_migration, name="pathway-migration"),
     path("assign/", views.board, name="assignment-board"),
     path("assign/<int:task_id>/reassign/", views.task_reassign, name="task-reassign"),
 ]

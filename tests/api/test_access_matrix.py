@@ -21,6 +21,7 @@ from pathways.services.observations import observation_record
 from pathways.services.tasks import task_assign, task_claim, task_hold
 from tests.api.conftest import World, client_for, notify
 from tests.factories import UserFactory
+from tests.versions import load_version_two
 
 C, A, D, W = "coordinator", "auditor", "admin", "wound_nurse"
 ROLES = (C, A, D, W)
@@ -57,6 +58,10 @@ def sts_safety_held(world: World) -> None:
 def suspected(world: World) -> None:
     # The world's enrollment as if it had been enrolled as a suspected case (its diagnosis still pending).
     Enrollment.objects.filter(pk=world.enrollment.pk).update(diagnosis_status="provisional")
+
+
+def version_two_loaded(world: World) -> None:
+    load_version_two()
 
 
 def version(world: World, **extra: Any) -> dict[str, Any]:
@@ -118,6 +123,43 @@ MATRIX: dict[str, list[Row]] = {
     ],
     "pathway-list": [Row("GET", "/api/v1/pathways/", ALL_200)],
     "pathway-detail": [Row("GET", "/api/v1/pathways/{pathway}/", ALL_200)],
+    # Version migration: coordinators (their sites' enrollments) and admins.
+    "pathway-diff": [
+        Row(
+            "GET",
+            "/api/v1/pathways/{pathway}/diff/",
+            MANAGE,
+            setup=version_two_loaded,
+        )
+    ],
+    "enrollment-migration-plan": [
+        Row(
+            "GET",
+            "/api/v1/enrollments/{enrollment}/migration-plan/?to_version=2",
+            MANAGE,
+            setup=version_two_loaded,
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "enrollment-migrate": [
+        Row(
+            "POST",
+            "/api/v1/enrollments/{enrollment}/migrate/",
+            MANAGE,
+            body=lambda w: {"to_version": 2},
+            setup=version_two_loaded,
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
+    "enrollment-migrations": [
+        Row(
+            "POST",
+            "/api/v1/enrollments/migrations/",
+            MANAGE,
+            body=lambda w: {"pathway": "calciphylaxis", "to_version": 2, "dry_run": True},
+            setup=version_two_loaded,
+        )
+    ],
     "enrollment-list": [
         Row("GET", "/api/v1/enrollments/", ALL_200),
         # The wound nurse cannot see the unenrolled patient at all: the reference reads as nonexistent (400).

@@ -44,6 +44,7 @@ def test_bench_command_at_a_tiny_scale_fills_measures_and_writes_a_results_table
         progress=False,
         repeat=1,
         occurrences=50,
+        migrations=20,
         output=results,
         stdout=out,
     )
@@ -89,8 +90,15 @@ def test_bench_command_at_a_tiny_scale_fills_measures_and_writes_a_results_table
     assert int(fhir.group(3)) == 10 * int(fhir.group(2)) >= 20, fhir.groups()  # warm-up + each repeat, all stored
     # The in-process pages answered, and the floors returned the API's JSON.
     assert "'same_json': True" in out.getvalue() and "'same_json': False" not in out.getvalue()
-    # The side data (enrollment and sweep measurements) is gone again.
+    assert re.search(r"\| Version migration: active enrollments[^|]*\| ≥ 200/s at 10,000 \| 20 in [\d.]+ s = ", table)
+    assert re.search(r"\| Version migration: statements per enrollment[^|]*\| constant \| \d+ ✓ \|", table)
+    assert re.search(
+        r"\| Version migration, the version also removing[^|]*\|  \| 20 in [\d.]+ s = [\d,]+/s; 8 ✓ \|", table
+    )
+    # The side data (enrollment, sweep and migration measurements) is gone again, and so is the version the
+    # migration measurement loaded.
     assert not Enrollment.objects.filter(patient__site__code="bench-side").exists()
+    assert list(PathwayTemplate.objects.values_list("version", "status")) == [(pathway.version, "active")]
 
 
 def test_bench_command_refuses_a_scale_below_what_the_database_already_holds(pathway: PathwayTemplate) -> None:

@@ -57,6 +57,7 @@ TARGETS = {
     "my_work_ratio": 2.0,  # issue 13: My work's server time ÷ the API queue page's, same user, same run
     "patient_page_ms": 150.0,  # issue 13
     "growth": 1.5,
+    "migration_rate": 200.0,  # issue 14: enrollments moved to a new version per second, at 10,000
     "fhir_task_ratio": 2.0,  # issue 17: FHIR Task search ÷ REST task list, one patient's open tasks, same run
     "fhir_bundle_ms": 150.0,  # issue 17: a 10-Observation transaction Bundle, rules included
 }
@@ -258,6 +259,33 @@ def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], o
             lambda r: (
                 f"{r.sweep['empty_materialize_ms']:.2f} ms"
                 + _ok(r.sweep["empty_materialize_ms"] < TARGETS["empty_sweep_ms"])
+            )
+        ),
+    )
+    row(
+        "Version migration: active enrollments moved to the next version/s (issue 14)",
+        "≥ 200/s at 10,000",
+        per(
+            lambda r: (
+                f"{r.migration['enrollments']:,} in {r.migration['seconds']:.1f} s = {r.migration['rate']:,.0f}/s"
+                + _ok(r.migration["rate"] >= TARGETS["migration_rate"])
+            )
+        ),
+    )
+    row(
+        "Version migration: statements per enrollment (beyond each batch's fixed ones)",
+        "constant",
+        per(lambda r: f"{r.migration['queries_per_enrollment']:g}" + _ok(r.migration["queries_constant"])),
+    )
+    row(
+        "Version migration, the version also removing a template (one open task cancelled per enrollment): "
+        "enrollments/s; statements per enrollment",
+        "",
+        per(
+            lambda r: (
+                f"{r.migration['removal']['enrollments']:,} in {r.migration['removal']['seconds']:.1f} s = "
+                f"{r.migration['removal']['rate']:,.0f}/s; {r.migration['removal']['queries_per_enrollment']:g}"
+                + _ok(r.migration["removal"]["queries_constant"])
             )
         ),
     )
@@ -541,6 +569,9 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (compose.yaml: 3)")
         parser.add_argument("--occurrences", type=int, default=None, help="due occurrences for the sweep (10,000)")
         parser.add_argument("--repeat", type=int, default=None, help="repetitions of in-process timings")
+        parser.add_argument(
+            "--migrations", type=int, default=None, help="active enrollments moved to a new version (10,000)"
+        )
         parser.add_argument("--no-progress", dest="progress", action="store_false")
         parser.add_argument("--update-docs", action="store_true", help="write the results into docs/benchmarks.md")
         parser.add_argument("--output", type=Path, default=None, help="write the results (Markdown) to this file")
@@ -560,6 +591,7 @@ class Command(BaseCommand):
         seconds = options["seconds"] or (1.0 if quick else 5.0)
         occurrences = options["occurrences"] if options["occurrences"] is not None else (500 if quick else 10_000)
         repeat = options["repeat"] or (3 if quick else 10)
+        migrations = options["migrations"] if options["migrations"] is not None else (100 if quick else 10_000)
         options.update(seconds=seconds)
         if options["http"]:
             wrk_path()
@@ -589,7 +621,15 @@ class Command(BaseCommand):
         info = machine()
         self.stdout.write(f"machine:  {info['machine']}\nversions: {info['versions']}\ndatabase: {name}")
         if "history" in shapes:
-            self._history(scales, info, options, repeat=repeat, seconds=seconds, occurrences=occurrences)
+            self._history(
+                scales,
+                info,
+                options,
+                repeat=repeat,
+                seconds=seconds,
+                occurrences=occurrences,
+                migrations=migrations,
+            )
         if "open" in shapes:
             self._open(open_scales, info, options, repeat=repeat, seconds=seconds)
 
@@ -602,6 +642,7 @@ class Command(BaseCommand):
         repeat: int,
         seconds: float,
         occurrences: int,
+        migrations: int,
     ) -> None:
         """The history-heavy shape: every measurement at every scale."""
         results = []
@@ -634,6 +675,13 @@ class Command(BaseCommand):
             self.stdout.write(f"  dashboard: {result.dashboard}")
             result.sweep = measure.measure_sweeps(occurrences=occurrences, repeat=repeat * 2)
             self.stdout.write(f"  sweeps: {result.sweep}")
+            if migrations:
+                result.migration = measure.measure_migration(enrollments=migrations)
+                self.stdout.write(f"  version migration: {result.migration}")
+                result.migration["removal"] = measure.measure_migration(
+                    enrollments=min(migrations, 1000), with_removal=True
+                )
+                self.stdout.write(f"  version migration with a removed template: {result.migration['removal']}")
             measure.cleanup_side_data()
             results.append(result)
         block = results_markdown(results, info, options)
