@@ -369,3 +369,34 @@ def test_two_concurrent_migrations_of_many_move_each_enrollment_once(load_v2, si
     events = EnrollmentEvent.objects.filter(kind=EnrollmentEventKind.MIGRATED)
     assert sorted(events.values_list("enrollment_id", flat=True)) == sorted(ids)
     assert Task.objects.filter(template__code=ADDED).count() == 60
+
+
+def test_a_migration_starts_new_templates_only_in_the_enrollments_own_stage(pathway, site, coordinator, tmp_path):
+    # Issue 16's stages meet issue 14's migration: a version that adds a workup template and a treatment template
+    # gives a confirmed case the treatment one only, and a suspected case the workup one only.
+    from pathways.choices import DiagnosisStatus
+    from tests.versions import NEW_TEMPLATE, bundled_document, load_document
+
+    confirmed = _enrol(site, coordinator)
+    suspected = enrollment_apply(
+        patient_id=PatientFactory(site=site).pk,
+        pathway_slug="calciphylaxis",
+        actor=coordinator,
+        diagnosis_status=DiagnosisStatus.PROVISIONAL,
+        now=MONDAY,
+    )
+    document = bundled_document()
+    document["task_templates"] += [
+        {**NEW_TEMPLATE, "code": "extra-treatment"},
+        {**NEW_TEMPLATE, "code": "extra-workup", "stage": "workup", "role": "dermatology", "prong": "wound_care"},
+    ]
+    load_document(tmp_path, document)
+    for enrollment in (confirmed, suspected):
+        enrollment_migrate(enrollment_id=enrollment.pk, to_version=2, actor=coordinator, now=THURSDAY)
+
+    def started(enrollment: Enrollment) -> set[str]:
+        codes = Schedule.objects.filter(enrollment=enrollment).values_list("task_template__code", flat=True)
+        return set(codes) & {"extra-treatment", "extra-workup"}
+
+    assert started(confirmed) == {"extra-treatment"}
+    assert started(suspected) == {"extra-workup"}
