@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pathways', '0018_enrollment_migration'),
+        ('pathways', '0017_enrollment_migration'),
     ]
 
     operations = [

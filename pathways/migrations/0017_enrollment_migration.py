@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pathways', '0017_scale_task_scope'),
+        ('pathways', '0016_scale_task_scope'),
     ]
 
     operations = [
