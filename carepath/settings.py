@@ -53,6 +53,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Request ids, and one AuditEvent per API/dashboard request in the request's transaction (docs/audit.md).
     "pathways.middleware.AuditMiddleware",
+    # Automatic logoff: idle and absolute session limits (pathways/web/session_expiry.py, docs/security.md).
+    "pathways.web.session_expiry.SessionExpiryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # request.htmx: the workspace answers htmx requests with the changed fragment only (docs/workspace.md).
     "django_htmx.middleware.HtmxMiddleware",
@@ -151,6 +153,64 @@ if WHITENOISE_USE_FINDERS:
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "workspace:home"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- Sign-on through the hospital's OpenID Connect provider (README, "Connecting to a hospital's identity
+# provider"; docs/security.md). mozilla-django-oidc runs the authorization code flow; pathways.web.sign_on
+# adds discovery, issuer/audience checks and the claim mapping.
+# https://mozilla-django-oidc.readthedocs.io/en/stable/settings.html
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+# Sign-on is offered when a client id is configured.
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="your hospital account")
+# The issuer (the ID token's `iss`, checked exactly); the endpoints come from its discovery document unless
+# set one by one below (OIDC_DISCOVERY_URL overrides where that document is).
+OIDC_OP_ISSUER = env.str("OIDC_OP_ISSUER", default="").rstrip("/")
+OIDC_DISCOVERY_URL = env.str(
+    "OIDC_DISCOVERY_URL", default=f"{OIDC_OP_ISSUER}/.well-known/openid-configuration" if OIDC_OP_ISSUER else ""
+)
+for _endpoint in (
+    "OIDC_OP_AUTHORIZATION_ENDPOINT",
+    "OIDC_OP_TOKEN_ENDPOINT",
+    "OIDC_OP_USER_ENDPOINT",
+    "OIDC_OP_JWKS_ENDPOINT",
+    "OIDC_OP_END_SESSION_ENDPOINT",
+):
+    if env.str(_endpoint, default=""):
+        globals()[_endpoint] = env.str(_endpoint)
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile groups")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+# The authorization code flow with PKCE (RFC 7636) and a nonce; state is always checked by the library.
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_TIMEOUT = env.int("OIDC_TIMEOUT_SECONDS", default=10)
+# Seconds of clock difference tolerated when checking the ID token's exp/iat.
+OIDC_CLOCK_SKEW_SECONDS = env.int("OIDC_CLOCK_SKEW_SECONDS", default=60)
+# Kept in the session for RP-initiated logout's id_token_hint.
+OIDC_STORE_ID_TOKEN = True
+OIDC_OP_LOGOUT_URL_METHOD = "pathways.web.sign_on.provider_logout_url"
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+# Claim names, and the YAML file that maps group claim values to roles and sites (pathways/domain/claim_map.py).
+OIDC_CLAIM_USERNAME = env.str("OIDC_CLAIM_USERNAME", default="preferred_username")
+OIDC_CLAIM_EMAIL = env.str("OIDC_CLAIM_EMAIL", default="email")
+OIDC_CLAIM_GROUPS = env.str("OIDC_CLAIM_GROUPS", default="groups")
+OIDC_CLAIM_MAP_FILE = env.str("OIDC_CLAIM_MAP_FILE", default="")
+# Local usernames and passwords (the login form and the token endpoint). The demo keeps them; a hospital
+# that signs on through its provider switches them off.
+LOCAL_LOGIN_ENABLED = env.bool("LOCAL_LOGIN_ENABLED", default=True)
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("pathways.web.sign_on.CarepathOIDCBackend")
+if not LOCAL_LOGIN_ENABLED:
+    AUTHENTICATION_BACKENDS.remove("django.contrib.auth.backends.ModelBackend")
+
+# --- Automatic logoff (HIPAA 164.312(a)(2)(iii); pathways.web.session_expiry) ----------------------
+SESSION_IDLE_TIMEOUT = dt.timedelta(minutes=env.int("SESSION_IDLE_TIMEOUT_MINUTES", default=15))
+# The page warns this long before the idle logoff and offers to stay signed in.
+SESSION_IDLE_WARNING = dt.timedelta(seconds=env.int("SESSION_IDLE_WARNING_SECONDS", default=120))
+SESSION_ABSOLUTE_LIFETIME = dt.timedelta(hours=env.int("SESSION_ABSOLUTE_LIFETIME_HOURS", default=12))
+# The cookie dies with the absolute lifetime; the middleware enforces both limits on the server.
+SESSION_COOKIE_AGE = int(SESSION_ABSOLUTE_LIFETIME.total_seconds())
 
 # Default: each e-mail is written as a file under var/mail/ (nothing leaves the machine until an operator
 # configures SMTP, and a demo's first escalations do not flood the terminal).

@@ -1,5 +1,6 @@
 """Models, one module per aggregate; imported here so Django finds them."""
 
+from pathways.models.accounts import ExternalIdentity
 from pathways.models.audit import AuditEvent, AuditEventSite
 from pathways.models.care import CareTeamMember, Enrollment, EnrollmentEvent, Patient, Site, User
 from pathways.models.clinical import Assessment, Flag, MedicationChange, Observation, RuleFiring
@@ -13,6 +14,7 @@ __all__ = [
     "CareTeamMember",
     "Enrollment",
     "EnrollmentEvent",
+    "ExternalIdentity",
     "FirstAction",
     "Flag",
     "MedicationChange",
