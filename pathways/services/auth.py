@@ -45,6 +45,13 @@ class LoginLocked(DomainError):
         self.retry_after = retry_after
 
 
+class LocalLoginDisabled(DomainError):
+    """LOCAL_LOGIN_ENABLED is off: usernames and passwords are not accepted at all."""
+
+    code = "local_login_disabled"
+    http_status = 403
+
+
 class LoginFailed(DomainError):
     code = "authentication_failed"
     http_status = 401
@@ -88,11 +95,15 @@ def auth_login(*, request: HttpRequest, username: str, password: str, now: dt.da
     """Check the credentials unless this username is locked out at this address; returns the user.
 
     `request` is the Django request (axes reads its client address). Raises LoginLocked (checked before the
-    password, so a locked account cannot be guessed even with the right password; `retry_after` in seconds) or
-    LoginFailed. Every success, failure and lockout is audited; a failure is counted by axes (Django's
-    user_login_failed signal) and logged once, without the username. Shared by the token endpoint and the
-    dashboard's login page, so both obey the same lockout.
+    password, so a locked account cannot be guessed even with the right password; `retry_after` in seconds),
+    LocalLoginDisabled (when LOCAL_LOGIN_ENABLED is off) or LoginFailed. Every success, failure and lockout is
+    audited; a failure is counted by axes (Django's user_login_failed signal) and logged once, without the
+    username. Shared by the token endpoint and the dashboard's login page, so both obey the same lockout.
     """
+    if not settings.LOCAL_LOGIN_ENABLED:
+        # Sign-on goes through the hospital's identity provider only (LOCAL_LOGIN_ENABLED=0, docs/security.md).
+        _audit_failure(username=username, reason="local_login_disabled", http_status=403, now=now)
+        raise LocalLoginDisabled("local passwords are switched off; sign in through the identity provider")
     credentials = {"username": username}
     if AxesProxyHandler.is_locked(request, credentials):
         retry_after = _retry_after(request, axes_username(request, credentials))
