@@ -14,7 +14,6 @@ from django.db import connection
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from bench.data import (
     BENCH_SITES,
@@ -27,6 +26,7 @@ from bench.http import LoadResult, check_page, gunicorn_server, wrk_run
 from pathways.choices import OPEN_TASK_STATUSES, EnrollmentStatus, Role
 from pathways.models import CareTeamMember, Enrollment, Patient, Schedule, Site, Task, User
 from pathways.selectors.adherence import Window, adherence_by, adherence_window
+from pathways.services.api_tokens import api_token_issue
 from pathways.services.enrollment import enrollment_apply
 from pathways.services.sweeps import schedules_materialize_due, tasks_escalate_overdue, tasks_remind_due_soon
 
@@ -102,8 +102,7 @@ def data_shape() -> dict[str, Any]:
 
 
 def _token(username: str) -> str:
-    token, _ = Token.objects.get_or_create(user=User.objects.get(username=username))
-    return str(token.key)
+    return api_token_issue(user=User.objects.get(username=username), name="bench")[1]
 
 
 def measure_pages(*, seconds: float, connections: int, workers: int, out: Callable[[str], Any]) -> dict[str, Any]:

@@ -314,10 +314,18 @@ CAREPATH = {
     "CONTENT_DIR": BASE_DIR / "pathways" / "content",
 }
 
+# --- API tokens (pathways/services/api_tokens.py; docs/security.md) --------------------------------
+# A person's token (POST /api/v1/auth/token/) expires after this many days.
+API_TOKEN_LIFETIME_DAYS = env.int("API_TOKEN_LIFETIME_DAYS", default=30)
+# A service account's token: the default and the longest expiry an admin may give.
+SERVICE_TOKEN_LIFETIME_DAYS = env.int("SERVICE_TOKEN_LIFETIME_DAYS", default=90)
+SERVICE_TOKEN_MAX_LIFETIME_DAYS = env.int("SERVICE_TOKEN_MAX_LIFETIME_DAYS", default=365)
+
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # Hashed, expiring, scoped tokens (pathways/api/authentication.py), sent as "Authorization: Token <key>".
+        "pathways.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["pathways.api.permissions.IsActiveStaff"],

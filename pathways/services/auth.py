@@ -23,12 +23,12 @@ from django.contrib.auth.models import update_last_login
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from pathways.choices import AuditAction, AuditOutcome
 from pathways.errors import DomainError
 from pathways.models import User
 from pathways.request_context import client_address
+from pathways.services.api_tokens import api_token_issue
 from pathways.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
@@ -126,10 +126,11 @@ def auth_login(*, request: HttpRequest, username: str, password: str, now: dt.da
 
 
 def auth_token_obtain(*, request: HttpRequest, username: str, password: str, now: dt.datetime | None = None) -> str:
-    """Check the credentials (unless locked out) and return the user's API token, creating it on first login.
+    """Check the credentials (unless locked out) and return a new API token for the user: a person's token,
+    expiring after API_TOKEN_LIFETIME_DAYS (pathways.services.api_tokens); the key is not stored.
 
     Raises LoginLocked or LoginFailed as auth_login does."""
     # Not one transaction: a failed attempt must stay counted (and audited) when LoginFailed propagates.
     user = auth_login(request=request, username=username, password=password, now=now)
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    _, key = api_token_issue(user=user, name="login", now=now)
+    return key
