@@ -183,6 +183,11 @@ def service_account_create(
     user.sites.set(sites)
     ServiceAccount.objects.create(user=user, description=description[:200], created_by=actor)
     audit_record(
-        action=AuditAction.CREATE, subtype="service_account.create", actor=actor, entity_type="user", entity_id=user.pk
+        action=AuditAction.CREATE,
+        subtype="service_account.create",
+        actor=actor,
+        actor_username="" if actor is not None else "manage.py",
+        entity_type="user",
+        entity_id=user.pk,
     )
     return user
