@@ -160,3 +160,55 @@ def test_the_command_creates_an_account_issues_lists_rotates_and_revokes(site: S
         AuditEvent.objects.filter(actor_username="manage.py").order_by("pk").values_list("subtype", flat=True)
     )
     assert events == ["service_account.create", "token.issue", "token.revoke"]
+
+
+def test_an_admin_manages_service_accounts_and_tokens_through_the_api(site: Site, admin_user: User) -> None:
+    _, admin_key = api_token_issue(user=admin_user)
+    admin = _client(admin_key)
+    created = admin.post(
+        "/api/v1/service-accounts/",
+        {"username": "svc-ehr", "roles": ["auditor"], "sites": [site.code], "description": "EHR"},
+        format="json",
+    )
+    assert created.status_code == 201
+    assert created.json()["sites"] == [site.code]
+    issued = admin.post(
+        "/api/v1/api-tokens/", {"user": created.json()["id"], "scopes": ["tasks:read"], "days": 30}, format="json"
+    )
+    assert issued.status_code == 201
+    body = issued.json()
+    service = _client(body["key"])
+    assert service.get("/api/v1/tasks/").status_code == 200
+    # A service token can never manage tokens, whatever its account's roles: these routes name no scope.
+    assert service.get("/api/v1/api-tokens/").status_code == 403
+    listed = admin.get("/api/v1/api-tokens/").json()["results"]
+    assert body["id"] in {t["id"] for t in listed} and all("key" not in t for t in listed)
+
+    rotated = admin.post(f"/api/v1/api-tokens/{body['id']}/rotate/", {}, format="json")
+    assert rotated.status_code == 201
+    assert service.get("/api/v1/tasks/").status_code == 401
+    new_service = _client(rotated.json()["key"])
+    assert new_service.get("/api/v1/tasks/").status_code == 200
+    revoked = admin.post(f"/api/v1/api-tokens/{rotated.json()['id']}/revoke/", {}, format="json")
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    assert new_service.get("/api/v1/tasks/").status_code == 401
+
+
+def test_a_non_admin_cannot_manage_tokens_and_bad_input_changes_nothing(
+    lab: User, coordinator: User, admin_user: User
+) -> None:
+    _, key = api_token_issue(user=coordinator)
+    assert _client(key).get("/api/v1/api-tokens/").status_code == 403
+    assert (
+        _client(key).post("/api/v1/api-tokens/", {"user": lab.pk, "scopes": ["tasks:read"]}, format="json").status_code
+        == 403
+    )
+    _, admin_key = api_token_issue(user=admin_user)
+    before = ApiToken.objects.count()
+    bad_scope = _client(admin_key).post(
+        "/api/v1/api-tokens/", {"user": lab.pk, "scopes": ["tasks:delete"]}, format="json"
+    )
+    assert bad_scope.status_code == 400 and "scopes.0" in bad_scope.json()["error"]["fields"]
+    person = _client(admin_key).post("/api/v1/api-tokens/", {"user": coordinator.pk, "scopes": ["*"]}, format="json")
+    assert person.status_code == 400 and "user" in person.json()["error"]["fields"]
+    assert ApiToken.objects.count() == before
