@@ -29,8 +29,8 @@ SIGNED_IN_AT = "carepath_signed_in_at"
 SEEN_AT = "carepath_seen_at"
 # Requests that neither count as activity nor are stopped: static files and the health check.
 _EXEMPT_PREFIXES = ("/static/", "/healthz", "/favicon.ico")
-# The last-seen stamp is rewritten at most this often, so that a burst of requests is not a burst of session
-# writes; the idle logoff can therefore come up to this many seconds early.
+# The last-seen stamp is rewritten at most this often (or a tenth of the idle timeout, if shorter), so that a
+# burst of requests is not a burst of session writes; the idle logoff can therefore come this much early.
 SEEN_AT_RESOLUTION_SECONDS = 30
 
 
@@ -74,7 +74,8 @@ class SessionExpiryMiddleware:
             return HttpResponseRedirect(login_url)
         request.session.setdefault(SIGNED_IN_AT, now)
         seen_at = request.session.get(SEEN_AT)
-        if seen_at is None or now - float(seen_at) >= SEEN_AT_RESOLUTION_SECONDS:
+        resolution = min(SEEN_AT_RESOLUTION_SECONDS, settings.SESSION_IDLE_TIMEOUT.total_seconds() / 10)
+        if seen_at is None or now - float(seen_at) >= resolution:
             request.session[SEEN_AT] = now
         return self.get_response(request)
 

@@ -142,6 +142,7 @@ def test_logging_off_ends_the_carepath_session_and_the_providers(
     event = AuditEvent.objects.filter(subtype="logout").latest("pk")
     assert (event.actor_id, event.outcome_desc) == (user.pk, "logout")
 
+    assert_accessible(driver)  # the login page with "Sign in with Test Hospital"
     # The provider's session is gone too: signing in again asks for the password.
     driver.find_element(By.ID, "sign-on").click()
     _wait_url(driver, lambda url: "/interaction/" in url)
