@@ -124,6 +124,7 @@ AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", defaul
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "pathways.services.auth.axes_username"
 AXES_LOCKOUT_CALLABLE = "pathways.services.auth.axes_keep_response"
+AXES_WHITELIST_CALLABLE = "pathways.services.auth.axes_exempt"
 # One address rule for axes, DRF's throttles (NUM_PROXIES below) and the audit trail.
 AXES_CLIENT_IP_CALLABLE = "pathways.request_context.client_address"
 # Successful logins are audit events already (docs/audit.md); axes keeps only the failure counters.

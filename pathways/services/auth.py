@@ -63,6 +63,14 @@ def axes_username(request: HttpRequest | None, credentials: dict[str, Any] | Non
     return str((credentials or {}).get("username") or "").strip().casefold()[:150]
 
 
+def axes_exempt(request: HttpRequest | None, credentials: dict[str, Any] | None) -> bool:
+    """AXES_WHITELIST_CALLABLE: the OpenID Connect callback is not a password login. Its authenticate() call
+    carries the PKCE verifier and nonce but no username, so counting it would lock the empty username at the
+    hospital's NAT address after a few refused sign-ons and then refuse everyone's sign-on from there; the
+    identity provider runs its own lockout."""
+    return "code_verifier" in (credentials or {})
+
+
 def axes_keep_response(request: HttpRequest, original_response: HttpResponse, credentials: Any = None) -> HttpResponse:
     """AXES_LOCKOUT_CALLABLE: the login views already answer a lockout (429 with Retry-After in the API's error
     shape, a form error on the dashboard), so axes' middleware keeps their response."""

@@ -197,3 +197,20 @@ def test_the_login_page_offers_the_provider_and_can_hide_local_passwords(oidc_se
     page = client.get("/accounts/login/").content.decode()
     assert "Sign in with Mercy Health" in page and 'id="login-form"' not in page
     assert client.post("/accounts/login/", {"username": "x", "password": "y"}).status_code == 403
+
+
+def test_refused_sign_ons_never_lock_out_sign_on_from_the_same_address(oidc_settings: Any, rf: Any) -> None:
+    from axes.handlers.proxy import AxesProxyHandler
+    from axes.models import AccessAttempt
+    from django.contrib.auth import authenticate
+    from django.contrib.sessions.backends.db import SessionStore
+
+    # The callback's authenticate() call, failing as a refused or tampered sign-on does, more often than
+    # LOGIN_MAX_FAILURES allows, from one (NAT) address.
+    for _ in range(oidc_settings.AXES_FAILURE_LIMIT + 2):
+        request = rf.get("/oidc/callback/", REMOTE_ADDR="10.0.0.7")
+        request.session = SessionStore()
+        assert authenticate(request=request, nonce="n", code_verifier="v") is None
+    assert not AccessAttempt.objects.exists()
+    request = rf.get("/oidc/callback/", REMOTE_ADDR="10.0.0.7")
+    assert AxesProxyHandler.is_allowed(request, {"username": None, "nonce": "n", "code_verifier": "v"})
