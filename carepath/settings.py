@@ -365,6 +365,8 @@ SPECTACULAR_SETTINGS = {
         "TemplateStatusEnum": "pathways.choices.TemplateStatus",
         "RiskMedicationEnum": "pathways.choices.RiskMedication",
         "MedicationChangeKindEnum": "pathways.choices.MedicationChangeKind",
+        "RoleEnum": "pathways.choices.Role",
+        "TokenScopeEnum": "pathways.choices.TokenScope",
     },
 }
 

@@ -73,13 +73,16 @@ def api_token_issue(
     actor: User | None = None,
     now: dt.datetime | None = None,
     rotated_from: ApiToken | None = None,
+    audit: bool = True,
 ) -> tuple[ApiToken, str]:
     """Issue a token to `user`; returns (token, key). The key is not stored and cannot be shown again.
 
     A person's token has scopes ["*"] and expires after API_TOKEN_LIFETIME_DAYS. A service account's needs
     `scopes` (TokenScope values; InvalidInput otherwise) and expires after `lifetime` (default
     SERVICE_TOKEN_LIFETIME_DAYS, at most SERVICE_TOKEN_MAX_LIFETIME_DAYS). `actor` (an admin, else
-    NotPermitted) issues a service account's token; a person's own login issues theirs with actor None."""
+    NotPermitted) issues a service account's token; a person's own login issues theirs with actor None.
+    `audit=False` is for callers whose own audit event covers the issue (the login that asked for the token,
+    the rotation): one request, one event."""
     now = now or timezone.now()
     is_service = ServiceAccount.objects.filter(user=user).exists()
     if is_service:
@@ -107,7 +110,8 @@ def api_token_issue(
         expires_at=now + lifetime,
         rotated_from=rotated_from,
     )
-    _audit(subtype="token.issue", token=token, actor=actor, now=now)
+    if audit:
+        _audit(subtype="token.issue", token=token, actor=actor, now=now)
     return token, key
 
 
@@ -153,8 +157,9 @@ def api_token_rotate(
         actor=actor,
         now=now,
         rotated_from=old,
+        audit=False,
     )
-    _audit(subtype="token.rotate", token=old, actor=actor, now=now)
+    _audit(subtype="token.rotate", token=new, actor=actor, now=now)
     return new, key
 
 

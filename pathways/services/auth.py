@@ -140,5 +140,6 @@ def auth_token_obtain(*, request: HttpRequest, username: str, password: str, now
     Raises LoginLocked or LoginFailed as auth_login does."""
     # Not one transaction: a failed attempt must stay counted (and audited) when LoginFailed propagates.
     user = auth_login(request=request, username=username, password=password, now=now)
-    _, key = api_token_issue(user=user, name="login", now=now)
+    # The login's own audit event (path /api/v1/auth/token/) records the issue.
+    _, key = api_token_issue(user=user, name="login", now=now, audit=False)
     return key
