@@ -170,15 +170,11 @@ OIDC_OP_ISSUER = env.str("OIDC_OP_ISSUER", default="").rstrip("/")
 OIDC_DISCOVERY_URL = env.str(
     "OIDC_DISCOVERY_URL", default=f"{OIDC_OP_ISSUER}/.well-known/openid-configuration" if OIDC_OP_ISSUER else ""
 )
-for _endpoint in (
-    "OIDC_OP_AUTHORIZATION_ENDPOINT",
-    "OIDC_OP_TOKEN_ENDPOINT",
-    "OIDC_OP_USER_ENDPOINT",
-    "OIDC_OP_JWKS_ENDPOINT",
-    "OIDC_OP_END_SESSION_ENDPOINT",
-):
-    if env.str(_endpoint, default=""):
-        globals()[_endpoint] = env.str(_endpoint)
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_OP_END_SESSION_ENDPOINT = env.str("OIDC_OP_END_SESSION_ENDPOINT", default="")
 OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile groups")
 OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
 # The authorization code flow with PKCE (RFC 7636) and a nonce; state is always checked by the library.
