@@ -17,6 +17,7 @@ Mounted only by the benchmark's URLconf (bench/urls.py, under carepath.bench_set
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -42,9 +43,11 @@ from pathways.services.audit import MAX_ENTITY_IDS
 TASK_FIELDS = list(TaskSerializer.Meta.fields)
 _OPEN = frozenset(str(s) for s in OPEN_TASK_STATUSES)
 _PRECAUTIONS = "_precautions"  # the pathway version's precautions column (not a field itself)
+# The API token lookup as pathways.api.authentication does it: by the key's SHA-256, live tokens only.
 _TOKEN_SQL = (
-    'SELECT u."id", u."username", u."is_active" FROM "authtoken_token" t '  # noqa: S105 - SQL, not a secret
-    'JOIN "pathways_user" u ON t."user_id" = u."id" WHERE t."key" = %s'
+    'SELECT u."id", u."username", u."is_active" FROM "pathways_apitoken" t '  # noqa: S105 - SQL, not a secret
+    'JOIN "pathways_user" u ON t."user_id" = u."id" '
+    'WHERE t."key_hash" = %s AND t."revoked_at" IS NULL AND t."expires_at" > %s'
 )
 _AUDIT_SQL = (
     'INSERT INTO "pathways_auditevent" ("recorded_at", "actor_id", "actor_username", "action", "subtype", '
@@ -169,7 +172,8 @@ def _page(request: HttpRequest, kind: str) -> HttpResponse:
         filters.pop(name, None)
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_TOKEN_SQL, [header[len("Token ") :].strip()])
+        digest = hashlib.sha256(header[len("Token ") :].strip().encode()).hexdigest()
+        cursor.execute(_TOKEN_SQL, [digest, now])
         found = cursor.fetchone()
         if found is None or not found[2]:
             return _error(401, "authentication_failed", "Invalid token.")

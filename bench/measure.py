@@ -18,7 +18,6 @@ from django.db import connection
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from bench.data import (
     BENCH_SITES,
@@ -34,6 +33,7 @@ from bench.plans import explain, rows_read
 from pathways.choices import OPEN_TASK_STATUSES, EnrollmentStatus, Role
 from pathways.models import CareTeamMember, Enrollment, PathwayTemplate, Patient, Schedule, Site, Task, User
 from pathways.selectors.adherence import Window, adherence_by, adherence_window
+from pathways.services.api_tokens import api_token_issue
 from pathways.services.content import pathways_load
 from pathways.services.enrollment import enrollment_apply
 from pathways.services.migration import enrollments_migrate
@@ -134,8 +134,7 @@ def data_shape(shape: Shape | None = None) -> dict[str, Any]:
 
 
 def _token(username: str) -> str:
-    token, _ = Token.objects.get_or_create(user=User.objects.get(username=username))
-    return str(token.key)
+    return api_token_issue(user=User.objects.get(username=username), name="bench")[1]
 
 
 def measure_pages(

@@ -53,6 +53,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Request ids, and one AuditEvent per API/dashboard request in the request's transaction (docs/audit.md).
     "pathways.middleware.AuditMiddleware",
+    # Automatic logoff: idle and absolute session limits (pathways/web/session_expiry.py, docs/security.md).
+    "pathways.web.session_expiry.SessionExpiryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # request.htmx: the workspace answers htmx requests with the changed fragment only (docs/workspace.md).
     "django_htmx.middleware.HtmxMiddleware",
@@ -122,6 +124,7 @@ AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", defaul
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "pathways.services.auth.axes_username"
 AXES_LOCKOUT_CALLABLE = "pathways.services.auth.axes_keep_response"
+AXES_WHITELIST_CALLABLE = "pathways.services.auth.axes_exempt"
 # One address rule for axes, DRF's throttles (NUM_PROXIES below) and the audit trail.
 AXES_CLIENT_IP_CALLABLE = "pathways.request_context.client_address"
 # Successful logins are audit events already (docs/audit.md); axes keeps only the failure counters.
@@ -151,6 +154,60 @@ if WHITENOISE_USE_FINDERS:
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "workspace:home"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- Sign-on through the hospital's OpenID Connect provider (README, "Connecting to a hospital's identity
+# provider"; docs/security.md). mozilla-django-oidc runs the authorization code flow; pathways.web.sign_on
+# adds discovery, issuer/audience checks and the claim mapping.
+# https://mozilla-django-oidc.readthedocs.io/en/stable/settings.html
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+# Sign-on is offered when a client id is configured.
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="your hospital account")
+# The issuer (the ID token's `iss`, checked exactly); the endpoints come from its discovery document unless
+# set one by one below (OIDC_DISCOVERY_URL overrides where that document is).
+OIDC_OP_ISSUER = env.str("OIDC_OP_ISSUER", default="").rstrip("/")
+OIDC_DISCOVERY_URL = env.str(
+    "OIDC_DISCOVERY_URL", default=f"{OIDC_OP_ISSUER}/.well-known/openid-configuration" if OIDC_OP_ISSUER else ""
+)
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_OP_END_SESSION_ENDPOINT = env.str("OIDC_OP_END_SESSION_ENDPOINT", default="")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile groups")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+# The authorization code flow with PKCE (RFC 7636) and a nonce; state is always checked by the library.
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_TIMEOUT = env.int("OIDC_TIMEOUT_SECONDS", default=10)
+# Seconds of clock difference tolerated when checking the ID token's exp/iat.
+OIDC_CLOCK_SKEW_SECONDS = env.int("OIDC_CLOCK_SKEW_SECONDS", default=60)
+# Kept in the session for RP-initiated logout's id_token_hint.
+OIDC_STORE_ID_TOKEN = True
+OIDC_OP_LOGOUT_URL_METHOD = "pathways.web.sign_on.provider_logout_url"
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+# Claim names, and the YAML file that maps group claim values to roles and sites (pathways/domain/claim_map.py).
+OIDC_CLAIM_USERNAME = env.str("OIDC_CLAIM_USERNAME", default="preferred_username")
+OIDC_CLAIM_EMAIL = env.str("OIDC_CLAIM_EMAIL", default="email")
+OIDC_CLAIM_GROUPS = env.str("OIDC_CLAIM_GROUPS", default="groups")
+OIDC_CLAIM_MAP_FILE = env.str("OIDC_CLAIM_MAP_FILE", default="")
+# Local usernames and passwords (the login form and the token endpoint). The demo keeps them; a hospital
+# that signs on through its provider switches them off.
+LOCAL_LOGIN_ENABLED = env.bool("LOCAL_LOGIN_ENABLED", default=True)
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("pathways.web.sign_on.CarepathOIDCBackend")
+if not LOCAL_LOGIN_ENABLED:
+    AUTHENTICATION_BACKENDS.remove("django.contrib.auth.backends.ModelBackend")
+
+# --- Automatic logoff (HIPAA 164.312(a)(2)(iii); pathways.web.session_expiry) ----------------------
+SESSION_IDLE_TIMEOUT = dt.timedelta(minutes=env.int("SESSION_IDLE_TIMEOUT_MINUTES", default=15))
+# The page warns this long before the idle logoff and offers to stay signed in.
+SESSION_IDLE_WARNING = dt.timedelta(seconds=env.int("SESSION_IDLE_WARNING_SECONDS", default=120))
+SESSION_ABSOLUTE_LIFETIME = dt.timedelta(hours=env.int("SESSION_ABSOLUTE_LIFETIME_HOURS", default=12))
+# The cookie dies with the absolute lifetime; the middleware enforces both limits on the server.
+SESSION_COOKIE_AGE = int(SESSION_ABSOLUTE_LIFETIME.total_seconds())
 
 # Default: each e-mail is written as a file under var/mail/ (nothing leaves the machine until an operator
 # configures SMTP, and a demo's first escalations do not flood the terminal).
@@ -255,10 +312,18 @@ CAREPATH = {
     "CONTENT_DIR": BASE_DIR / "pathways" / "content",
 }
 
+# --- API tokens (pathways/services/api_tokens.py; docs/security.md) --------------------------------
+# A person's token (POST /api/v1/auth/token/) expires after this many days.
+API_TOKEN_LIFETIME_DAYS = env.int("API_TOKEN_LIFETIME_DAYS", default=30)
+# A service account's token: the default and the longest expiry an admin may give.
+SERVICE_TOKEN_LIFETIME_DAYS = env.int("SERVICE_TOKEN_LIFETIME_DAYS", default=90)
+SERVICE_TOKEN_MAX_LIFETIME_DAYS = env.int("SERVICE_TOKEN_MAX_LIFETIME_DAYS", default=365)
+
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # Hashed, expiring, scoped tokens (pathways/api/authentication.py), sent as "Authorization: Token <key>".
+        "pathways.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["pathways.api.permissions.IsActiveStaff"],
@@ -297,6 +362,8 @@ SPECTACULAR_SETTINGS = {
         "TemplateStatusEnum": "pathways.choices.TemplateStatus",
         "RiskMedicationEnum": "pathways.choices.RiskMedication",
         "MedicationChangeKindEnum": "pathways.choices.MedicationChangeKind",
+        "RoleEnum": "pathways.choices.Role",
+        "TokenScopeEnum": "pathways.choices.TokenScope",
     },
 }
 

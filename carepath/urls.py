@@ -6,6 +6,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from pathways.health import healthz
+from pathways.web.session_expiry import session_keepalive
+from pathways.web.sign_on import SignOnCallbackView, SignOnStartView, SignOutView
 from pathways.web.views import DashboardLoginView
 
 urlpatterns = [
@@ -20,5 +22,11 @@ urlpatterns = [
     path("", include("pathways.web.workspace_urls")),
     # The dashboard's login goes through the same lockout and audit as the API's token login.
     path("accounts/login/", DashboardLoginView.as_view(), name="login"),
+    # Logoff is audited and also ends the provider's session where it can (pathways/web/sign_on.py).
+    path("accounts/logout/", SignOutView.as_view(), name="logout"),
+    path("accounts/session/keepalive/", session_keepalive, name="session-keepalive"),
+    # Sign-on through the hospital's OpenID Connect provider (404 unless OIDC_RP_CLIENT_ID is set).
+    path("oidc/authenticate/", SignOnStartView.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", SignOnCallbackView.as_view(), name="oidc_authentication_callback"),
     path("accounts/", include("django.contrib.auth.urls")),
 ]

@@ -330,3 +330,20 @@ class AuditOutcome(models.TextChoices):
     MINOR_FAILURE = "4", "Minor failure"  # invalid input, not found, conflict
     SERIOUS_FAILURE = "8", "Serious failure"  # denied: not authenticated, not permitted, locked out
     MAJOR_FAILURE = "12", "Major failure"  # server error
+
+
+class TokenScope(models.TextChoices):
+    """Operations an API token may be limited to ("<resource>:<read|write>"; issue 18). A read is GET/HEAD/
+    OPTIONS, a write anything else. Person tokens carry ALL: whatever the person's roles allow."""
+
+    ALL = "*", "Everything the account's roles allow"
+    OBSERVATIONS_READ = "observations:read", "Read observations"
+    OBSERVATIONS_WRITE = "observations:write", "Record observations (lab results, assessments)"
+    TASKS_READ = "tasks:read", "Read tasks and queues"
+    TASKS_WRITE = "tasks:write", "Act on tasks"
+    PATIENTS_READ = "patients:read", "Read patients"
+    PATIENTS_WRITE = "patients:write", "Register and update patients"
+    ENROLLMENTS_READ = "enrollments:read", "Read enrollments, care teams and flags"
+    ENROLLMENTS_WRITE = "enrollments:write", "Enrol, hold, resume, manage care teams"
+    PATHWAYS_READ = "pathways:read", "Read pathway templates"
+    REPORTS_READ = "reports:read", "Read adherence reports and the audit log"

@@ -6,7 +6,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from pathways.api import clinical, reports, views
+from pathways.api import clinical, reports, tokens, views
 from pathways.api.auth import TokenView
 
 router = SimpleRouter()
@@ -26,6 +26,9 @@ router.register("task-completions", clinical.TaskCompletionViewSet, basename="ta
 router.register("adherence", reports.AdherenceViewSet, basename="adherence")
 router.register("audit-events", reports.AuditEventViewSet, basename="audit-event")
 router.register("users", reports.UserViewSet, basename="user")
+# Service accounts and API tokens, for admins (pathways/api/tokens.py).
+router.register("service-accounts", tokens.ServiceAccountViewSet, basename="service-account")
+router.register("api-tokens", tokens.ApiTokenViewSet, basename="api-token")
 # Every new route needs a row in tests/api/test_access_matrix.py or the suite fails.
 
 urlpatterns = [

@@ -91,6 +91,8 @@ class FhirView(APIView):
     # Not part of the REST API's OpenAPI schema: the CapabilityStatement describes this interface.
     schema = None
     permission_classes = [IsActiveStaff]
+    # API token scopes are named by the resource type in the URL (pathways.api.permissions.required_scope).
+    fhir_interface = True
     renderer_classes = [FhirJSONRenderer]
     parser_classes = [FhirJSONParser, JSONParser]
     content_negotiation_class = AlwaysFhirJSON
@@ -244,6 +246,8 @@ class InstanceView(FhirView):
 class ApplyView(FhirView):
     """POST PlanDefinition/<id>/$apply?subject=Patient/<id>: enrol the patient through the enrollment service
     (the active version only) and answer the CarePlan, 201 with its Location."""
+
+    token_resource = "enrollments"  # noqa: S105 - a scope name, not a secret
 
     def post(self, request: Request, pk: str) -> Response:
         user = self.user()

@@ -1,5 +1,6 @@
 """Models, one module per aggregate; imported here so Django finds them."""
 
+from pathways.models.accounts import ApiToken, ExternalIdentity, ServiceAccount
 from pathways.models.audit import AuditEvent, AuditEventSite
 from pathways.models.care import CareTeamMember, Enrollment, EnrollmentEvent, Patient, Site, User
 from pathways.models.clinical import Assessment, Flag, MedicationChange, Observation, RuleFiring
@@ -7,12 +8,14 @@ from pathways.models.tasks import FirstAction, Notification, Schedule, Task, Tas
 from pathways.models.templates import PathwayTemplate, Rule, TaskTemplate
 
 __all__ = [
+    "ApiToken",
     "Assessment",
     "AuditEvent",
     "AuditEventSite",
     "CareTeamMember",
     "Enrollment",
     "EnrollmentEvent",
+    "ExternalIdentity",
     "FirstAction",
     "Flag",
     "MedicationChange",
@@ -23,6 +26,7 @@ __all__ = [
     "Rule",
     "RuleFiring",
     "Schedule",
+    "ServiceAccount",
     "Site",
     "Task",
     "TaskEvent",

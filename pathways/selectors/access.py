@@ -13,6 +13,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from pathways.choices import OPEN_TASK_STATUSES, SPECIALIST_ROLES, Role
 from pathways.models import (
+    ApiToken,
     AuditEvent,
     AuditEventSite,
     CareTeamMember,
@@ -313,3 +314,15 @@ def scope_audit_events(user: User) -> QuerySet[AuditEvent]:
     mine = AuditEventSite.objects.filter(event=OuterRef("pk"), site__in=_site_ids(user))
     anywhere = AuditEventSite.objects.filter(event=OuterRef("pk"))
     return qs.filter(Exists(mine) | (~Exists(anywhere) & Q(actor__isnull=True, patient__isnull=True)))
+
+
+def scope_api_tokens(user: User) -> QuerySet[ApiToken]:
+    """API tokens the user may list and manage: every one for an admin, none for anyone else (issue 18)."""
+    if is_admin(user):
+        return ApiToken.objects.select_related("user").all()
+    return ApiToken.objects.none()
+
+
+def can_manage_api_tokens(user: User) -> bool:
+    """Service accounts and API tokens are an admin's to create, rotate and revoke."""
+    return is_admin(user)

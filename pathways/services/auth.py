@@ -23,12 +23,12 @@ from django.contrib.auth.models import update_last_login
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from pathways.choices import AuditAction, AuditOutcome
 from pathways.errors import DomainError
 from pathways.models import User
 from pathways.request_context import client_address
+from pathways.services.api_tokens import api_token_issue
 from pathways.services.audit import audit_record
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,13 @@ class LoginLocked(DomainError):
         self.retry_after = retry_after
 
 
+class LocalLoginDisabled(DomainError):
+    """LOCAL_LOGIN_ENABLED is off: usernames and passwords are not accepted at all."""
+
+    code = "local_login_disabled"
+    http_status = 403
+
+
 class LoginFailed(DomainError):
     code = "authentication_failed"
     http_status = 401
@@ -54,6 +61,14 @@ def axes_username(request: HttpRequest | None, credentials: dict[str, Any] | Non
     """AXES_USERNAME_CALLABLE: usernames are counted case-folded, so "Alice" and "alice" share a counter.
     Unknown usernames are counted too, so the answers never reveal whether an account exists."""
     return str((credentials or {}).get("username") or "").strip().casefold()[:150]
+
+
+def axes_exempt(request: HttpRequest | None, credentials: dict[str, Any] | None) -> bool:
+    """AXES_WHITELIST_CALLABLE: the OpenID Connect callback is not a password login. Its authenticate() call
+    carries the PKCE verifier and nonce but no username, so counting it would lock the empty username at the
+    hospital's NAT address after a few refused sign-ons and then refuse everyone's sign-on from there; the
+    identity provider runs its own lockout."""
+    return "code_verifier" in (credentials or {})
 
 
 def axes_keep_response(request: HttpRequest, original_response: HttpResponse, credentials: Any = None) -> HttpResponse:
@@ -88,11 +103,15 @@ def auth_login(*, request: HttpRequest, username: str, password: str, now: dt.da
     """Check the credentials unless this username is locked out at this address; returns the user.
 
     `request` is the Django request (axes reads its client address). Raises LoginLocked (checked before the
-    password, so a locked account cannot be guessed even with the right password; `retry_after` in seconds) or
-    LoginFailed. Every success, failure and lockout is audited; a failure is counted by axes (Django's
-    user_login_failed signal) and logged once, without the username. Shared by the token endpoint and the
-    dashboard's login page, so both obey the same lockout.
+    password, so a locked account cannot be guessed even with the right password; `retry_after` in seconds),
+    LocalLoginDisabled (when LOCAL_LOGIN_ENABLED is off) or LoginFailed. Every success, failure and lockout is
+    audited; a failure is counted by axes (Django's user_login_failed signal) and logged once, without the
+    username. Shared by the token endpoint and the dashboard's login page, so both obey the same lockout.
     """
+    if not settings.LOCAL_LOGIN_ENABLED:
+        # Sign-on goes through the hospital's identity provider only (LOCAL_LOGIN_ENABLED=0, docs/security.md).
+        _audit_failure(username=username, reason="local_login_disabled", http_status=403, now=now)
+        raise LocalLoginDisabled("local passwords are switched off; sign in through the identity provider")
     credentials = {"username": username}
     if AxesProxyHandler.is_locked(request, credentials):
         retry_after = _retry_after(request, axes_username(request, credentials))
@@ -115,10 +134,12 @@ def auth_login(*, request: HttpRequest, username: str, password: str, now: dt.da
 
 
 def auth_token_obtain(*, request: HttpRequest, username: str, password: str, now: dt.datetime | None = None) -> str:
-    """Check the credentials (unless locked out) and return the user's API token, creating it on first login.
+    """Check the credentials (unless locked out) and return a new API token for the user: a person's token,
+    expiring after API_TOKEN_LIFETIME_DAYS (pathways.services.api_tokens); the key is not stored.
 
     Raises LoginLocked or LoginFailed as auth_login does."""
     # Not one transaction: a failed attempt must stay counted (and audited) when LoginFailed propagates.
     user = auth_login(request=request, username=username, password=password, now=now)
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    # The login's own audit event (path /api/v1/auth/token/) records the issue.
+    _, key = api_token_issue(user=user, name="login", now=now, audit=False)
+    return key

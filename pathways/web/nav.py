@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
@@ -100,4 +101,9 @@ def workspace_context(request: HttpRequest) -> dict[str, Any]:
         "nav": SimpleLazyObject(lambda: nav_links(user)),
         "start_url": SimpleLazyObject(lambda: start_url(user)),
         "unread_count": SimpleLazyObject(lambda: unread_notification_count(user=user)),
+        # The automatic logoff's limits, for the in-page warning (pathways/web/session_expiry.py).
+        "session_expiry": {
+            "idle_seconds": int(settings.SESSION_IDLE_TIMEOUT.total_seconds()),
+            "warning_seconds": int(settings.SESSION_IDLE_WARNING.total_seconds()),
+        },
     }

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
@@ -37,9 +38,29 @@ ROLE_LABELS = dict(Role.choices)
 
 
 class DashboardLoginView(LoginView):
+    """The login page: "Sign in with <provider>" when sign-on is configured, the password form unless local
+    login is switched off (LOCAL_LOGIN_ENABLED), and why the last session ended (?expired=idle|absolute)."""
+
     template_name = "pathways/login.html"
     authentication_form = LockoutAuthenticationForm
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.LOCAL_LOGIN_ENABLED:
+            raise PermissionDenied
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        expired = self.request.GET.get("expired", "")
+        context.update(
+            oidc_enabled=settings.OIDC_ENABLED,
+            provider_name=settings.OIDC_PROVIDER_NAME,
+            local_login_enabled=settings.LOCAL_LOGIN_ENABLED,
+            expired=expired if expired in ("idle", "absolute") else "",
+            idle_minutes=int(settings.SESSION_IDLE_TIMEOUT.total_seconds() // 60),
+        )
+        return context
 
 
 def _staff(request: HttpRequest) -> User:

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
-from pathways.models import Enrollment, Task
+from pathways.models import Enrollment, Task, User
+from pathways.services.api_tokens import api_token_issue, service_account_create
 from pathways.services.enrollment import enrollment_hold
 from pathways.services.observations import observation_record
 from pathways.services.tasks import task_assign, task_claim, task_hold
@@ -85,6 +86,16 @@ WORK = {W: 200, D: 200, C: 403, A: 403}
 WORK_OR_MANAGE = {W: 200, C: 200, D: 200, A: 403}
 SITE_AND_TEAM = {"other_site": (C, A, W), "other_team": (W,)}
 SITE_ONLY = {"other_site": (C, A, W)}
+ADMIN_ONLY_200 = {D: 200, C: 403, A: 403, W: 403}
+ADMIN_ONLY_201 = {D: 201, C: 403, A: 403, W: 403}
+
+
+def _matrix_service_account(world: World) -> User:
+    existing = User.objects.filter(username="svc-matrix").first()
+    if existing is not None:
+        return existing
+    return service_account_create(username="svc-matrix", roles=["auditor"], site_codes=[world.site.code], actor=None)
+
 
 MATRIX: dict[str, list[Row]] = {
     "auth-token": [
@@ -360,6 +371,27 @@ MATRIX: dict[str, list[Row]] = {
         Row("GET", "/api/v1/audit-events/?format=csv&patient={patient}", {A: 200, D: 200, C: 403, W: 403}),
     ],
     "user-list": [Row("GET", "/api/v1/users/?role=wound_nursing", ALL_200)],
+    # Service accounts and API tokens are an admin's (issue 18); an admin sees every site, so no outsiders.
+    "service-account-list": [
+        Row(
+            "POST",
+            "/api/v1/service-accounts/",
+            ADMIN_ONLY_201,
+            body=lambda w: {"username": "svc-matrix-new", "roles": ["auditor"], "sites": [w.site.code]},
+        )
+    ],
+    "api-token-list": [
+        Row("GET", "/api/v1/api-tokens/", ADMIN_ONLY_200),
+        Row(
+            "POST",
+            "/api/v1/api-tokens/",
+            ADMIN_ONLY_201,
+            body=lambda w: {"user": _matrix_service_account(w).pk, "scopes": ["tasks:read"], "days": 30},
+        ),
+    ],
+    "api-token-detail": [Row("GET", "/api/v1/api-tokens/{token}/", ADMIN_ONLY_200)],
+    "api-token-rotate": [Row("POST", "/api/v1/api-tokens/{token}/rotate/", ADMIN_ONLY_201, body=lambda w: {})],
+    "api-token-revoke": [Row("POST", "/api/v1/api-tokens/{token}/revoke/", ADMIN_ONLY_200, body=lambda w: {})],
     "notification-list": [Row("GET", "/api/v1/notifications/", ALL_200)],
     # Notifications are personal: another user's (even an admin asking) is 404.
     "notification-detail": [
@@ -403,8 +435,14 @@ def test_every_api_route_has_a_row_and_every_row_a_route() -> None:
     assert not stale, f"access-matrix rows for routes that no longer exist: {stale}"
 
 
-def _ids(world: World, target: str, user_key: str | None) -> dict[str, Any]:
-    """Placeholder values for a target: the in-scope objects, or another site's / another team's."""
+def _ids(world: World, target: str, user_key: str | None, path: str | None = None) -> dict[str, Any]:
+    """Placeholder values for a target: the in-scope objects, or another site's / another team's. The API token
+    is made only for a path that needs one (or when the path is not given)."""
+    token = (
+        api_token_issue(user=_matrix_service_account(world), scopes=["tasks:read"], actor=None)[0].pk
+        if path is None or "{token}" in path
+        else None
+    )
     if target == "own":
         enrollment, patient, task, member, site = world.enrollment, world.patient, world.task, world.member, world.site
     elif target == "other_site":
@@ -423,6 +461,7 @@ def _ids(world: World, target: str, user_key: str | None) -> dict[str, Any]:
         "task": task.pk,
         "member": member.pk,
         "notification": notification.pk,
+        "token": token,
     }
 
 
@@ -445,7 +484,7 @@ def test_access_matrix(world: World, name: str, index: int, role: str | None, ta
     if row.setup and target == "own":
         row.setup(world)
     user_key = None if role in (None, PUBLIC) else role
-    path = row.path.format(**_ids(world, target, user_key))
+    path = row.path.format(**_ids(world, target, user_key, row.path))
     assert resolve(path.split("?")[0]).url_name == name, f"row for {name} points at another route: {path}"
     client = client_for(world.users[user_key] if user_key else None)
     body = row.body(world) if row.body else None

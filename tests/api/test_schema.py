@@ -7,6 +7,7 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
+from pathways.services.api_tokens import api_token_issue
 from tests.api.conftest import World, client_for, notify
 
 
@@ -33,6 +34,7 @@ def test_every_documented_operation_answers_without_a_server_error(world: World,
         "sites": world.site.pk,
         "pathways": world.pathway.pk,
         "notifications": notify(admin, world.task).pk,
+        "api-tokens": api_token_issue(user=admin)[0].pk,
     }
     client = client_for(admin)
     checked = 0

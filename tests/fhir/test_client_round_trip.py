@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import pytest
 from fhirpy import SyncFHIRClient
-from rest_framework.authtoken.models import Token
 
 from pathways.choices import OPEN_TASK_STATUSES
 from pathways.models import Flag, Observation, Task
+from pathways.services.api_tokens import api_token_issue
 from tests.fhir.test_read_search import high_panel
 
 pytestmark = pytest.mark.postgres
 
 
 def test_round_trip_with_fhirpy(transactional_db, live_server, world):
-    token, _ = Token.objects.get_or_create(user=world.users["coordinator"])
-    client = SyncFHIRClient(f"{live_server.url}/fhir/R4", authorization=f"Token {token.key}")
+    _, key = api_token_issue(user=world.users["coordinator"])
+    client = SyncFHIRClient(f"{live_server.url}/fhir/R4", authorization=f"Token {key}")
     patient = f"Patient/{world.patient.pk}"
 
     # 1. The CapabilityStatement.
