@@ -315,6 +315,7 @@ MIGRATION_ADDED = {
     "role": "wound_nursing",
     "first_due": {"day": 0},
     "recurrence": {"kind": "interval", "every_days": 14},
+    "citation": "Proposed: synthetic benchmark content.",
 }
 
 
