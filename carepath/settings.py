@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -139,10 +140,45 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Wound photographs (README "Wound photographs"; docs/security.md): never publicly addressable, served only
+# through Carepath's scoped, audited views. Default: files under var/photos/ with no URL (base_url is unused:
+# nothing links to the store). With CAREPATH_PHOTOS_S3_BUCKET set: any S3-compatible store via
+# django-storages, private objects, server-side encryption unless CAREPATH_PHOTOS_S3_SSE is "".
+# https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
+PHOTOS_S3_BUCKET = env.str("CAREPATH_PHOTOS_S3_BUCKET", default="")
+if PHOTOS_S3_BUCKET:
+    _sse = env.str("CAREPATH_PHOTOS_S3_SSE", default="AES256")  # "AES256", "aws:kms", or "" for none
+    _object_parameters: dict[str, str] = {"ServerSideEncryption": _sse} if _sse else {}
+    if _sse == "aws:kms" and env.str("CAREPATH_PHOTOS_S3_KMS_KEY_ID", default=""):
+        _object_parameters["SSEKMSKeyId"] = env.str("CAREPATH_PHOTOS_S3_KMS_KEY_ID")
+    STORAGES["wound_photos"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": PHOTOS_S3_BUCKET,
+            # Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an instance role), read by boto3.
+            "endpoint_url": env.str("CAREPATH_PHOTOS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("CAREPATH_PHOTOS_S3_REGION", default="") or None,
+            "location": env.str("CAREPATH_PHOTOS_S3_PREFIX", default="wound-photos"),
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+            "object_parameters": _object_parameters,
+        },
+    }
+else:
+    STORAGES["wound_photos"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": env.str("CAREPATH_PHOTOS_DIR", default=str(VAR_DIR / "photos")),
+            "base_url": None,
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
+    }
 # Serve from the app directories without collectstatic in development and tests.
 WHITENOISE_USE_FINDERS = DEBUG or env.bool("WHITENOISE_USE_FINDERS", default=False)
 if WHITENOISE_USE_FINDERS:
@@ -252,6 +288,15 @@ CAREPATH = {
     # Corrected calcium and Ca x P use the latest inputs no further apart than this (docs/clinical-rules.md).
     "DERIVED_WINDOW_HOURS": env.int("CAREPATH_DERIVED_WINDOW_HOURS", default=72),
     "CONTENT_DIR": BASE_DIR / "pathways" / "content",
+    # Wound photographs (docs/security.md, "Wound photographs"): the largest upload in bytes, the most pixels
+    # (width x height) an image may decode to, the longest edge kept (larger ones are scaled down), the
+    # thumbnail's longest edge, and how many days a soft-deleted photo's files are kept before
+    # `manage.py purge_wound_photos` removes them.
+    "PHOTO_MAX_BYTES": env.int("CAREPATH_PHOTO_MAX_BYTES", default=20 * 1024 * 1024),
+    "PHOTO_MAX_PIXELS": env.int("CAREPATH_PHOTO_MAX_PIXELS", default=50_000_000),
+    "PHOTO_MAX_EDGE": env.int("CAREPATH_PHOTO_MAX_EDGE", default=4096),
+    "PHOTO_THUMBNAIL_EDGE": env.int("CAREPATH_PHOTO_THUMBNAIL_EDGE", default=320),
+    "PHOTO_RETENTION_DAYS": env.int("CAREPATH_PHOTO_RETENTION_DAYS", default=30),
 }
 
 # --- REST framework -----------------------------------------------------------------------------
