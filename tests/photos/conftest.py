@@ -14,8 +14,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from pathways.choices import DialysisModality, Role
-from pathways.models import Enrollment, PathwayTemplate, Site, Task, User
+from pathways.models import Enrollment, PathwayTemplate, Site, Task, User, WoundPhoto
 from pathways.services.enrollment import care_team_add, enrollment_apply
+from pathways.services.photos import PhotoInput, wound_photo_add
 from tests.factories import PatientFactory, UserFactory
 
 
@@ -122,3 +123,11 @@ def _named(data: bytes, name: str) -> io.BytesIO:
     handle = io.BytesIO(data)
     handle.name = name
     return handle
+
+
+def photo_on(enrollment: Enrollment, actor: User, *, lesion: str = "L1 left thigh") -> WoundPhoto:
+    """A small synthetic photograph on the enrollment's wound-assessment task, attached through the service."""
+    task = Task.objects.filter(enrollment=enrollment, template__code="wound-assessment").order_by("pk").first()
+    assert task is not None
+    photo = PhotoInput(data=jpeg_bytes((64, 48)), filename="p.jpg", lesion=lesion, body_site="left thigh")
+    return wound_photo_add(task_id=task.pk, photo=photo, actor=actor)
