@@ -24,9 +24,9 @@ from pathways.api.base import ScopedViewSet, StrictSerializer, staff, validated_
 from pathways.api.fields import AwareDateTimeField, IdFilter, StrictIntegerField
 from pathways.middleware import audit_note
 from pathways.models import WoundPhoto
+from pathways.photo_files import file_response, read_upload
 from pathways.selectors.access import scope_wound_photos
-from pathways.selectors.photos import wound_photo_chunks
-from pathways.services.photos import PhotoInput, image_limits, wound_photo_add, wound_photo_delete
+from pathways.services.photos import PhotoInput, wound_photo_add, wound_photo_delete
 
 
 class WoundPhotoSerializer(serializers.ModelSerializer):
@@ -96,28 +96,6 @@ class WoundPhotoFilter(django_filters.FilterSet):
     class Meta:
         model = WoundPhoto
         fields: list[str] = []
-
-
-def read_upload(upload: Any) -> bytes:
-    """The uploaded file's bytes, at most one byte over the size limit (so an oversized file is refused by the
-    size check without being read whole into memory)."""
-    upload.seek(0)
-    data: bytes = upload.read(image_limits().max_bytes + 1)
-    return data
-
-
-def file_response(photo: WoundPhoto, variant: str, *, download: bool = False) -> HttpResponse:
-    """The stored file as an HTTP response: never cached by shared caches, never sniffed, never framed."""
-    content_type = photo.content_type if variant == "image" else "image/jpeg"
-    extension = ".png" if content_type == "image/png" else ".jpg"
-    response = HttpResponse(b"".join(wound_photo_chunks(photo, variant)), content_type=content_type)
-    disposition = "attachment" if download else "inline"
-    suffix = "" if variant == "image" else "-thumbnail"
-    response["Content-Disposition"] = f'{disposition}; filename="wound-photo-{photo.pk}{suffix}{extension}"'
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
 
 
 _FILE_SCHEMA = {

@@ -3,6 +3,7 @@ task, images made with Pillow (synthetic: no real photographs), and a scratch ph
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,13 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from pathways.choices import DialysisModality, Role
+from pathways.choices import DialysisModality, Role, TaskStatus
 from pathways.models import Enrollment, PathwayTemplate, Site, Task, User, WoundPhoto
 from pathways.services.enrollment import care_team_add, enrollment_apply
+from pathways.services.observations import ObservationInput, task_complete_with_values
 from pathways.services.photos import PhotoInput, wound_photo_add
+from pathways.services.sweeps import schedules_materialize_due
+from pathways.services.tasks import task_claim, task_transition
 from tests.factories import PatientFactory, UserFactory
 
 
@@ -131,3 +135,51 @@ def photo_on(enrollment: Enrollment, actor: User, *, lesion: str = "L1 left thig
     assert task is not None
     photo = PhotoInput(data=jpeg_bytes((64, 48)), filename="p.jpg", lesion=lesion, body_site="left thigh")
     return wound_photo_add(task_id=task.pk, photo=photo, actor=actor)
+
+
+def weekly_assessments(
+    enrollment: Enrollment,
+    nurse: User,
+    *,
+    weeks: int,
+    lesions: tuple[str, ...] = ("L1 left thigh", "L2 right calf"),
+    photos_per_lesion: int = 1,
+) -> list[Task]:
+    """Work `weeks` weekly wound assessments as the nurse would, through the real services and at their times:
+    materialize the week's task, claim, start, complete it with a BWAT-CUA score (30, 27, 24, ...) and length
+    and width, then photograph each lesion. The enrollment must have started at least `weeks` weeks ago."""
+    tasks = []
+    for week in range(weeks):
+        at = enrollment.enrolled_at + dt.timedelta(days=7 * week, hours=2)
+        schedules_materialize_due(now=at)
+        task = (
+            Task.objects.filter(enrollment=enrollment, template__code="wound-assessment", status=TaskStatus.REQUESTED)
+            .order_by("due_at")
+            .first()
+        )
+        assert task is not None, f"no wound assessment open in week {week + 1}"
+        task_claim(task_id=task.pk, actor=nurse, expected_version=None, now=at)
+        task_transition(task_id=task.pk, to_status=TaskStatus.IN_PROGRESS, actor=nurse, expected_version=None, now=at)
+        task_complete_with_values(
+            task_id=task.pk,
+            actor=nurse,
+            expected_version=None,
+            values=[
+                ObservationInput("bwat_cua", str(30 - 3 * week), "score"),
+                ObservationInput("wound_length", str(4 - 0.5 * week), "cm"),
+                ObservationInput("wound_width", "2", "cm"),
+            ],
+            now=at,
+        )
+        for lesion in lesions:
+            for n in range(photos_per_lesion):
+                photo = PhotoInput(
+                    data=jpeg_bytes((96, 72), color=(150 + 10 * week, 60, 50)),
+                    filename="lesion.jpg",
+                    lesion=lesion,
+                    body_site=lesion.split(" ", 1)[1],
+                    taken_at=at + dt.timedelta(minutes=n),
+                )
+                wound_photo_add(task_id=task.pk, photo=photo, actor=nurse, now=at + dt.timedelta(minutes=n + 1))
+        tasks.append(task)
+    return tasks
