@@ -10,6 +10,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
+from carepath.photo_storage import wound_photo_storage
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("CAREPATH_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -144,41 +146,9 @@ STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# Wound photographs (README "Wound photographs"; docs/security.md): never publicly addressable, served only
-# through Carepath's scoped, audited views. Default: files under var/photos/ with no URL (base_url is unused:
-# nothing links to the store). With CAREPATH_PHOTOS_S3_BUCKET set: any S3-compatible store via
-# django-storages, private objects, server-side encryption unless CAREPATH_PHOTOS_S3_SSE is "".
-# https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
-PHOTOS_S3_BUCKET = env.str("CAREPATH_PHOTOS_S3_BUCKET", default="")
-if PHOTOS_S3_BUCKET:
-    _sse = env.str("CAREPATH_PHOTOS_S3_SSE", default="AES256")  # "AES256", "aws:kms", or "" for none
-    _object_parameters: dict[str, str] = {"ServerSideEncryption": _sse} if _sse else {}
-    if _sse == "aws:kms" and env.str("CAREPATH_PHOTOS_S3_KMS_KEY_ID", default=""):
-        _object_parameters["SSEKMSKeyId"] = env.str("CAREPATH_PHOTOS_S3_KMS_KEY_ID")
-    STORAGES["wound_photos"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": PHOTOS_S3_BUCKET,
-            # Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an instance role), read by boto3.
-            "endpoint_url": env.str("CAREPATH_PHOTOS_S3_ENDPOINT_URL", default="") or None,
-            "region_name": env.str("CAREPATH_PHOTOS_S3_REGION", default="") or None,
-            "location": env.str("CAREPATH_PHOTOS_S3_PREFIX", default="wound-photos"),
-            "default_acl": "private",
-            "querystring_auth": True,
-            "file_overwrite": False,
-            "object_parameters": _object_parameters,
-        },
-    }
-else:
-    STORAGES["wound_photos"] = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {
-            "location": env.str("CAREPATH_PHOTOS_DIR", default=str(VAR_DIR / "photos")),
-            "base_url": None,
-            "file_permissions_mode": 0o600,
-            "directory_permissions_mode": 0o700,
-        },
-    }
+# Wound photographs: var/photos/ by default, any S3-compatible store with CAREPATH_PHOTOS_S3_BUCKET set
+# (carepath/photo_storage.py; README "Wound photographs").
+STORAGES["wound_photos"] = wound_photo_storage(env, VAR_DIR)
 # Serve from the app directories without collectstatic in development and tests.
 WHITENOISE_USE_FINDERS = DEBUG or env.bool("WHITENOISE_USE_FINDERS", default=False)
 if WHITENOISE_USE_FINDERS:
