@@ -8,6 +8,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from tests.api.conftest import World, client_for, notify
+from tests.photos.conftest import photo_on
 
 
 @pytest.fixture
@@ -33,6 +34,7 @@ def test_every_documented_operation_answers_without_a_server_error(world: World,
         "sites": world.site.pk,
         "pathways": world.pathway.pk,
         "notifications": notify(admin, world.task).pk,
+        "wound-photos": photo_on(world.enrollment, admin).pk,
     }
     client = client_for(admin)
     checked = 0
