@@ -3,13 +3,16 @@ limit, and answering with a stored file so that no browser or shared cache keeps
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 
 from pathways.models import WoundPhoto
 from pathways.selectors.photos import wound_photo_chunks
 from pathways.services.photos import image_limits
+
+logger = logging.getLogger(__name__)
 
 
 def read_upload(upload: Any) -> bytes:
@@ -24,7 +27,14 @@ def file_response(photo: WoundPhoto, variant: str, *, download: bool = False) ->
     """The stored file as an HTTP response: never cached by shared caches, never sniffed, never framed."""
     content_type = photo.content_type if variant == "image" else "image/jpeg"
     extension = ".png" if content_type == "image/png" else ".jpg"
-    response = HttpResponse(b"".join(wound_photo_chunks(photo, variant)), content_type=content_type)
+    try:
+        data = b"".join(wound_photo_chunks(photo, variant))
+    except FileNotFoundError as exc:
+        # A row whose file is gone (restored database, store cleaned by hand): logged for the operator, and
+        # answered like any photo that cannot be shown.
+        logger.error("wound photo file missing: photo=%s variant=%s", photo.pk, variant)
+        raise Http404("the photograph's file is missing") from exc
+    response = HttpResponse(data, content_type=content_type)
     disposition = "attachment" if download else "inline"
     suffix = "" if variant == "image" else "-thumbnail"
     response["Content-Disposition"] = f'{disposition}; filename="wound-photo-{photo.pk}{suffix}{extension}"'

@@ -123,19 +123,27 @@ def image_clean(data: bytes, *, filename: str, limits: ImageLimits) -> CleanImag
             fields={"image": ["HEIC/HEIF is not readable here"]},
         )
     image = _decode(data, detected, limits)
-    image = ImageOps.exif_transpose(image) or image
-    if max(image.size) > limits.max_edge:
-        image.thumbnail((limits.max_edge, limits.max_edge), Image.Resampling.LANCZOS)
     content_type = PNG if detected == PNG else JPEG
-    out = io.BytesIO()
-    if content_type == PNG:
-        if image.mode not in ("RGB", "RGBA", "L", "LA"):
-            image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
-        # A fresh PNG from pixels: no text chunks, no ICC, no EXIF (Pillow writes only what it is given).
-        image.save(out, format="PNG", optimize=False)
-    else:
-        image = image.convert("RGB") if image.mode != "RGB" else image
-        image.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=False)
+    try:
+        image = ImageOps.exif_transpose(image) or image
+        if max(image.size) > limits.max_edge:
+            image.thumbnail((limits.max_edge, limits.max_edge), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        if content_type == PNG:
+            if image.mode not in ("RGB", "RGBA", "L", "LA"):
+                image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+            # A fresh PNG from pixels: no text chunks, no ICC, no EXIF (Pillow writes only what it is given).
+            image.save(out, format="PNG", optimize=False)
+        else:
+            image = image.convert("RGB") if image.mode != "RGB" else image
+            image.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=False)
+        thumbnail = _thumbnail(image, limits.thumbnail_edge)
+    except (OSError, ValueError, SyntaxError) as exc:
+        # A pixel format or an EXIF block Pillow cannot convert: the upload's fault, never a server error.
+        raise InvalidInput(
+            "the image could not be converted (unusual pixel format or damaged metadata)",
+            fields={"image": ["cannot be converted"]},
+        ) from exc
     encoded = out.getvalue()
     return CleanImage(
         detected_type=detected,
@@ -144,7 +152,7 @@ def image_clean(data: bytes, *, filename: str, limits: ImageLimits) -> CleanImag
         width=image.width,
         height=image.height,
         sha256=hashlib.sha256(encoded).hexdigest(),
-        thumbnail=_thumbnail(image, limits.thumbnail_edge),
+        thumbnail=thumbnail,
         thumbnail_type=JPEG,
     )
 

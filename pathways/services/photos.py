@@ -156,6 +156,10 @@ def wound_photo_add(*, task_id: int, photo: PhotoInput, actor: User, now: dt.dat
     storage = photo_storage()
     with transaction.atomic():
         enrollment = enrollment_for_clinical_write(actor=None, enrollment_id=task.enrollment_id)
+        # The status checked above, again under the lock: a cancellation in between must win.
+        status = Task.objects.select_for_update().values_list("status", flat=True).get(pk=task.pk)
+        if status not in PHOTO_TASK_STATUSES:
+            raise IllegalTransition(f"the task is {status}; photographs can no longer be attached")
         image_name, thumbnail_name = _store(storage, enrollment.pk, clean)
         try:
             with transaction.atomic():

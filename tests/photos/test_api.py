@@ -285,3 +285,56 @@ def test_soft_delete_needs_a_reason_hides_the_photo_and_the_purge_removes_the_fi
     photo.refresh_from_db()
     assert photo.purged_at is not None and photo.image_name == ""
     assert AuditEvent.objects.filter(subtype="wound photo purge", entity_id=str(photo.pk)).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "name"),
+    [
+        ("I;16", "PNG", "deep.png"),
+        ("P", "PNG", "palette.png"),
+        ("LA", "PNG", "grey-alpha.png"),
+        ("CMYK", "JPEG", "cmyk.jpg"),
+        ("L", "JPEG", "grey.jpg"),
+    ],
+)
+def test_unusual_pixel_formats_are_stored_or_refused_cleanly_never_a_server_error(
+    assessment_task: Task, wound_nurse: User, photo_dir: Path, mode: str, fmt: str, name: str
+) -> None:
+    out = io.BytesIO()
+    Image.new(mode, (120, 90)).save(out, format=fmt)
+
+    response = upload(api(wound_nurse), assessment_task, out.getvalue(), name=name)
+
+    assert response.status_code in (201, 400), response.content
+    if response.status_code == 201:
+        stored = Image.open(
+            io.BytesIO(api(wound_nurse).get(f"/api/v1/wound-photos/{response.json()['id']}/image/").content)
+        )
+        assert stored.format == fmt and stored.size == (120, 90)
+    else:
+        assert WoundPhoto.objects.count() == 0 and stored_files(photo_dir) == []
+
+
+def test_a_cancelled_assessment_takes_no_photos(
+    assessment_task: Task, coordinator: User, wound_nurse: User, photo_dir: Path
+) -> None:
+    from pathways.choices import TaskStatus
+    from pathways.services.tasks import task_transition
+
+    task_transition(
+        task_id=assessment_task.pk, to_status=TaskStatus.CANCELLED, actor=coordinator, expected_version=None, reason="x"
+    )
+
+    response = upload(api(wound_nurse), assessment_task, jpeg_bytes())
+
+    assert response.status_code == 409
+    assert WoundPhoto.objects.count() == 0 and stored_files(photo_dir) == []
+
+
+def test_a_photo_whose_file_is_gone_is_a_404_not_a_server_error(
+    photo: WoundPhoto, wound_nurse: User, photo_dir: Path
+) -> None:
+    (photo_dir / photo.image_name).unlink()
+
+    assert api(wound_nurse).get(f"/api/v1/wound-photos/{photo.pk}/image/").status_code == 404
+    assert api(wound_nurse).get(f"/api/v1/wound-photos/{photo.pk}/thumbnail/").status_code == 200

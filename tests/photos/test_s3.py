@@ -98,3 +98,13 @@ def test_the_purge_removes_a_deleted_photos_objects_from_the_s3_store(
     call_command("purge_wound_photos", "--as-of", (timezone.now() + dt.timedelta(days=31)).isoformat())
 
     assert _objects(s3) == []
+
+
+def test_a_photo_whose_object_is_gone_from_the_store_is_a_404(
+    s3: Any, assessment_task: Task, wound_nurse: User
+) -> None:
+    photo_id = upload(api(wound_nurse), assessment_task, jpeg_bytes()).json()["id"]
+    photo = WoundPhoto.objects.get(pk=photo_id)
+    s3.delete_object(Bucket=BUCKET, Key=f"wound-photos/{photo.image_name}")
+
+    assert api(wound_nurse).get(f"/api/v1/wound-photos/{photo_id}/image/").status_code == 404
