@@ -22,6 +22,7 @@ from rest_framework.response import Response
 
 from pathways.api.base import ScopedViewSet, StrictSerializer, staff, validated_body
 from pathways.api.fields import AwareDateTimeField, IdFilter, StrictIntegerField
+from pathways.choices import AuditAction
 from pathways.middleware import audit_note
 from pathways.models import WoundPhoto
 from pathways.photo_files import file_response, read_upload
@@ -179,5 +180,5 @@ class WoundPhotoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
         photo = self.get_object()
         data = validated_body(WoundPhotoDeleteSerializer, request)
         wound_photo_delete(photo_id=photo.pk, actor=staff(request), reason=data["reason"])
-        audit_note(request, subtype="wound photo delete")
+        audit_note(request, subtype="wound photo delete", action=AuditAction.DELETE)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -375,6 +375,7 @@ def _ids(world: World, target: str, user_key: str | None) -> dict[str, Any]:
         "task": task.pk,
         "member": member.pk,
         "notification": notification.pk,
+        "photo": _photo(world, target),
     }
 
 
@@ -405,10 +406,7 @@ def test_access_matrix(world: World, name: str, index: int, role: str | None, ta
     if row.setup and target == "own":
         row.setup(world)
     user_key = None if role in (None, PUBLIC) else role
-    ids = _ids(world, target, user_key)
-    if "{photo}" in row.path:
-        ids["photo"] = _photo(world, target)
-    path = row.path.format(**ids)
+    path = row.path.format(**_ids(world, target, user_key))
     assert resolve(path.split("?")[0]).url_name == name, f"row for {name} points at another route: {path}"
     client = client_for(world.users[user_key] if user_key else None)
     body = row.body(world) if row.body else None

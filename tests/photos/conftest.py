@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from rest_framework.test import APIClient
 
 from pathways.choices import DialysisModality, Role, TaskStatus
 from pathways.models import Enrollment, PathwayTemplate, Site, Task, User, WoundPhoto
+from pathways.services.demo import synthetic_wound_photo
 from pathways.services.enrollment import care_team_add, enrollment_apply
 from pathways.services.observations import ObservationInput, task_complete_with_values
 from pathways.services.photos import PhotoInput, wound_photo_add
@@ -171,10 +173,13 @@ def weekly_assessments(
             ],
             now=at,
         )
-        for lesion in lesions:
+        for index, lesion in enumerate(lesions):
             for n in range(photos_per_lesion):
+                drawing = synthetic_wound_photo(
+                    index=index, week=week, length_cm=Decimal(4 - 0.5 * week), width_cm=Decimal(2)
+                )
                 photo = PhotoInput(
-                    data=jpeg_bytes((96, 72), color=(150 + 10 * week, 60, 50)),
+                    data=drawing,
                     filename="lesion.jpg",
                     lesion=lesion,
                     body_site=lesion.split(" ", 1)[1],

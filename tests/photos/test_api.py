@@ -271,7 +271,7 @@ def test_soft_delete_needs_a_reason_hides_the_photo_and_the_purge_removes_the_fi
 
     assert response.status_code == 204
     event = _audit(response)
-    assert (event.subtype, event.entity_id) == ("wound photo delete", str(photo.pk))
+    assert (event.action, event.subtype, event.entity_id) == (AuditAction.DELETE, "wound photo delete", str(photo.pk))
     photo.refresh_from_db()
     assert photo.deleted_by_id == wound_nurse.pk and photo.delete_reason == "wrong patient"
     assert client.get(f"/api/v1/wound-photos/{photo.pk}/image/").status_code == 404
