@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from pathways.choices import AuditAction
 from pathways.errors import DomainError, NotFound, NotPermitted
@@ -25,7 +26,13 @@ from pathways.photo_files import file_response, read_upload
 from pathways.selectors.access import can_photograph_task, scope_wound_photos
 from pathways.selectors.photos import VARIANTS, wound_photo_for_user
 from pathways.selectors.workspace import task_for_action
-from pathways.services.photos import PHOTO_TASK_STATUSES, PHOTO_TEMPLATES, PhotoInput, wound_photo_add
+from pathways.services.photos import (
+    PHOTO_TASK_STATUSES,
+    PHOTO_TEMPLATES,
+    PhotoInput,
+    wound_photo_add,
+    wound_photo_delete,
+)
 from pathways.web.work import local_time, staff_user
 
 
@@ -132,8 +139,39 @@ def _card(photo: WoundPhoto, zone: str) -> dict[str, Any]:
         "taken_local": local_time(photo.taken_at, zone),
         "thumbnail_url": reverse("workspace:photo-file", args=[photo.pk, "thumbnail"]),
         "image_url": reverse("workspace:photo-file", args=[photo.pk, "image"]),
+        "delete_url": reverse("workspace:photo-delete", args=[photo.pk]),
         "alt": photo_alt(photo, zone),
     }
+
+
+@login_required
+@require_POST
+def photo_delete(request: HttpRequest, photo_id: int) -> HttpResponse:
+    """Soft-delete a photo with a reason (wound_photo_delete, as POST /api/v1/wound-photos/<id>/delete/), then
+    back to its task's photos (303). No reason: 400 with the page again; out of scope: 404."""
+    user = staff_user(request)
+    photo = wound_photo_for_user(user=user, photo_id=photo_id)
+    if photo is None:
+        raise Http404("no such photograph")
+    audit_note(
+        request,
+        entity_type="woundphoto",
+        entity_id=str(photo.pk),
+        patient_id=photo.enrollment.patient_id,
+        subtype="workspace wound photo delete",
+        action=AuditAction.DELETE,
+    )
+    try:
+        wound_photo_delete(photo_id=photo.pk, actor=user, reason=request.POST.get("reason", ""))
+    except NotPermitted as exc:
+        raise PermissionDenied(exc.message) from exc
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except DomainError as exc:
+        messages.error(request, f"Not deleted: {exc.message}.")
+        return HttpResponseRedirect(reverse("workspace:task-photos", args=[photo.task_id]), status=303)
+    messages.success(request, f"Photograph of {photo.lesion} deleted.")
+    return HttpResponseRedirect(reverse("workspace:task-photos", args=[photo.task_id]), status=303)
 
 
 @login_required

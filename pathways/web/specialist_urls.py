@@ -15,5 +15,6 @@ urlpatterns: list[URLPattern] = [
     path("work/notifications/read-all/", work.notifications_read_all, name="notifications-read-all"),
     path("work/notifications/<int:notification_id>/read/", work.notification_read, name="notification-read"),
     path("patients/<int:patient_id>/", patient_page.patient, name="patient"),
+    path("photos/<int:photo_id>/delete/", photos.photo_delete, name="photo-delete"),
     path("photos/<int:photo_id>/<slug:variant>/", photos.photo_file, name="photo-file"),
 ]

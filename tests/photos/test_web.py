@@ -147,3 +147,27 @@ def test_workspace_photo_files_are_404_out_of_scope_and_every_fetch_is_audited(
         str(photo.pk),
         enrollment.patient_id,
     )
+
+
+def test_a_photo_is_soft_deleted_from_the_workspace_with_a_reason_and_audited(
+    enrollment: Enrollment, assessment_task: Task, wound_nurse: User, off_team_wound_nurse: User, photo_dir: Path
+) -> None:
+    from tests.photos.conftest import photo_on
+
+    photo = photo_on(enrollment, wound_nurse)
+    url = f"/photos/{photo.pk}/delete/"
+    assert web(off_team_wound_nurse).post(url, {"reason": "x"}).status_code == 404
+    client = web(wound_nurse)
+    assert client.post(url, {"reason": ""}).status_code == 303
+    photo.refresh_from_db()
+    assert photo.deleted_at is None  # no reason, no delete
+
+    response = client.post(url, {"reason": "photographed the wrong lesion"})
+
+    assert response.status_code == 303
+    photo.refresh_from_db()
+    assert photo.delete_reason == "photographed the wrong lesion" and photo.deleted_by_id == wound_nurse.pk
+    event = AuditEvent.objects.get(request_id=response["X-Request-ID"])
+    assert (event.action, event.entity_id) == ("D", str(photo.pk))
+    assert client.get(f"/photos/{photo.pk}/thumbnail/").status_code == 404
+    assert f'data-photo="{photo.pk}"' not in client.get(f"/work/tasks/{assessment_task.pk}/photos/").content.decode()
