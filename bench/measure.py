@@ -86,6 +86,7 @@ class ScaleResult:
     fhir: dict[str, Any] = field(default_factory=dict)
     plans: dict[str, Any] = field(default_factory=dict)
     claims: dict[str, Any] = field(default_factory=dict)
+    photos: dict[str, Any] = field(default_factory=dict)
 
 
 def _median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> tuple[float, float, float]:
@@ -752,3 +753,97 @@ def measure_claims(*, repeat: int, username: str = CLAIM_USER) -> dict[str, Any]
         **{f"{a}_queries": n for a, n in statements.items()},
         "tasks": len(tasks) - 1,
     }
+
+
+def phone_photo_jpeg(size: tuple[int, int] = (3264, 2448), quality: int = 92) -> bytes:
+    """A synthetic 8-megapixel JPEG of about 4 MB (a gradient under noise, which JPEG cannot squeeze much), as a
+    phone camera sends it; no real photograph."""
+    import io
+
+    from PIL import Image
+
+    base = Image.linear_gradient("L").resize(size).convert("RGB")
+    noise = Image.effect_noise(size, 45).convert("RGB")
+    out = io.BytesIO()
+    Image.blend(base, noise, 0.5).save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def measure_photos(*, repeat: int, photos_on_page: int = 50) -> dict[str, Any]:
+    """Wound photographs (issue 19), in process, on bench_patient_for's enrollment, the files in a scratch
+    directory and the rows deleted afterwards:
+    - uploading a ~4 MB phone JPEG through the API (multipart POST /api/v1/wound-photos/: type check, decode,
+      EXIF orientation, re-encode, thumbnail, storage, row, audit event), median of `repeat` uploads;
+    - the patient page (`/patients/<id>/`) with one photo and with `photos_on_page`: server time, statements
+      (the lesion timeline renders thumbnails only, so the count must not grow with the photos)."""
+    import dataclasses
+    import tempfile
+
+    from django.test import Client
+    from django.test.utils import override_settings
+
+    from pathways.models import WoundPhoto
+    from pathways.services.photos import PHOTO_TASK_STATUSES, PhotoInput, wound_photo_add
+
+    # The queue page's wound nurse and the patient page bench_patient_for opens: a generated patient (the
+    # audit events these requests write name it, so it must not be side data that is deleted afterwards).
+    nurse = User.objects.get(username=QUEUE_USER)
+    enrollment = bench_patient_for(QUEUE_USER)
+    patient = enrollment.patient
+    task = (
+        Task.objects.filter(enrollment=enrollment, template__code="wound-assessment", status__in=PHOTO_TASK_STATUSES)
+        .order_by("-due_at")
+        .first()
+    )
+    if task is None:
+        raise RuntimeError(f"enrollment {enrollment.pk} has no wound assessment to photograph")
+    jpeg = phone_photo_jpeg()
+    out: dict[str, Any] = {"upload_bytes": len(jpeg)}
+    with tempfile.TemporaryDirectory(prefix="carepath-bench-photos-") as scratch:
+        storage = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": scratch}}
+        from django.conf import settings
+
+        with override_settings(STORAGES={**settings.STORAGES, "wound_photos": storage}):
+            api = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {_token(nurse.username)}")
+
+            def upload() -> None:
+                import io
+
+                handle = io.BytesIO(jpeg)
+                handle.name = "phone.jpg"
+                body = {"task": task.pk, "lesion": "L1 left thigh", "body_site": "left thigh", "image": handle}
+                response = api.post("/api/v1/wound-photos/", body)
+                if response.status_code != 201:
+                    raise RuntimeError(f"the upload answered {response.status_code}: {response.content[:200]!r}")
+
+            out["upload_median_ms"], out["upload_min_ms"], out["upload_max_ms"] = _median_ms(upload, repeat)
+            session = Client(HTTP_HOST="127.0.0.1")
+            session.force_login(nurse)
+            path = f"/patients/{patient.pk}/"
+
+            def page() -> None:
+                if session.get(path).status_code != 200:
+                    raise RuntimeError(f"{path} did not answer 200")
+
+            def statements() -> int:
+                with CaptureQueriesContext(connection) as queries:
+                    page()
+                return len(queries.captured_queries)
+
+            WoundPhoto.objects.filter(enrollment=enrollment).exclude(
+                pk=WoundPhoto.objects.filter(enrollment=enrollment).order_by("pk").values("pk")[:1]
+            ).delete()
+            page()  # warm-up
+            out["page_1_photo_queries"] = statements()
+            small = PhotoInput(data=phone_photo_jpeg((640, 480), 80), filename="p.jpg", lesion="L2", body_site="calf")
+            for n in range(photos_on_page - 1):
+                wound_photo_add(
+                    task_id=task.pk,
+                    photo=dataclasses.replace(small, lesion=f"L{2 + n % 4} lesion"),
+                    actor=nurse,
+                )
+            out["photos_on_page"] = WoundPhoto.objects.filter(enrollment=enrollment).count()
+            out["page_queries"] = statements()
+            out["page_median_ms"], _, _ = _median_ms(page, repeat)
+            WoundPhoto.objects.filter(enrollment=enrollment).delete()
+    return out

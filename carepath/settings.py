@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
+
+from carepath.photo_storage import wound_photo_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("CAREPATH_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -142,10 +145,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Wound photographs: var/photos/ by default, any S3-compatible store with CAREPATH_PHOTOS_S3_BUCKET set
+# (carepath/photo_storage.py; README "Wound photographs").
+STORAGES["wound_photos"] = wound_photo_storage(env, VAR_DIR)
 # Serve from the app directories without collectstatic in development and tests.
 WHITENOISE_USE_FINDERS = DEBUG or env.bool("WHITENOISE_USE_FINDERS", default=False)
 if WHITENOISE_USE_FINDERS:
@@ -310,6 +316,15 @@ CAREPATH = {
     # Corrected calcium and Ca x P use the latest inputs no further apart than this (docs/clinical-rules.md).
     "DERIVED_WINDOW_HOURS": env.int("CAREPATH_DERIVED_WINDOW_HOURS", default=72),
     "CONTENT_DIR": BASE_DIR / "pathways" / "content",
+    # Wound photographs (docs/security.md, "Wound photographs"): the largest upload in bytes, the most pixels
+    # (width x height) an image may decode to, the longest edge kept (larger ones are scaled down), the
+    # thumbnail's longest edge, and how many days a soft-deleted photo's files are kept before
+    # `manage.py purge_wound_photos` removes them.
+    "PHOTO_MAX_BYTES": env.int("CAREPATH_PHOTO_MAX_BYTES", default=20 * 1024 * 1024),
+    "PHOTO_MAX_PIXELS": env.int("CAREPATH_PHOTO_MAX_PIXELS", default=50_000_000),
+    "PHOTO_MAX_EDGE": env.int("CAREPATH_PHOTO_MAX_EDGE", default=4096),
+    "PHOTO_THUMBNAIL_EDGE": env.int("CAREPATH_PHOTO_THUMBNAIL_EDGE", default=320),
+    "PHOTO_RETENTION_DAYS": env.int("CAREPATH_PHOTO_RETENTION_DAYS", default=30),
 }
 
 # --- API tokens (pathways/services/api_tokens.py; docs/security.md) --------------------------------

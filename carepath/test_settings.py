@@ -1,6 +1,7 @@
 """Settings for the test suite: the real settings, pointed at the real test services."""
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
@@ -26,3 +27,11 @@ WHITENOISE_USE_FINDERS = True
 LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": "WARNING"}}
 # Whitenoise warns on every request when STATIC_ROOT is missing (a fresh clone has no var/ yet).
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+# Wound photographs go to a scratch directory, never to var/photos/ (tests/photos override it per test too).
+STORAGES = {
+    **STORAGES,
+    "wound_photos": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": tempfile.mkdtemp(prefix="carepath-test-photos-"), "base_url": None},
+    },
+}

@@ -58,3 +58,17 @@ class ContentError(DomainError):
         self.problems = problems
         lines = [f"{f}: {code or '-'}: {field}: {msg}" for f, code, field, msg in problems]
         super().__init__("invalid pathway content:\n  " + "\n  ".join(lines))
+
+
+class UnsupportedMediaType(DomainError):
+    """An upload whose content is not of an accepted type (read from the bytes, not the name)."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class TooLarge(DomainError):
+    """An upload over a documented size or pixel limit."""
+
+    code = "too_large"
+    http_status = 413

@@ -6,7 +6,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from pathways.api import clinical, reports, tokens, views
+from pathways.api import clinical, photos, reports, tokens, views
 from pathways.api.auth import TokenView
 
 router = SimpleRouter()
@@ -22,6 +22,7 @@ router.register("observations", clinical.ObservationViewSet, basename="observati
 router.register("flags", clinical.FlagViewSet, basename="flag")
 router.register("medication-changes", clinical.MedicationChangeViewSet, basename="medication-change")
 router.register("task-completions", clinical.TaskCompletionViewSet, basename="task-completion")
+router.register("wound-photos", photos.WoundPhotoViewSet, basename="wound-photo")
 # Reports (pathways/api/reports.py): adherence, the audit log, the staff directory.
 router.register("adherence", reports.AdherenceViewSet, basename="adherence")
 router.register("audit-events", reports.AuditEventViewSet, basename="audit-event")

@@ -7,12 +7,16 @@ import datetime as dt
 from typing import Any
 
 from django.utils import timezone
+from fhir.resources.R4B.annotation import Annotation
+from fhir.resources.R4B.attachment import Attachment
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.coding import Coding
+from fhir.resources.R4B.extension import Extension
 from fhir.resources.R4B.flag import Flag as FhirFlag
 from fhir.resources.R4B.humanname import HumanName
 from fhir.resources.R4B.identifier import Identifier
+from fhir.resources.R4B.media import Media
 from fhir.resources.R4B.meta import Meta
 from fhir.resources.R4B.observation import Observation as FhirObservation
 from fhir.resources.R4B.patient import Patient as FhirPatient
@@ -26,6 +30,7 @@ from fhir.resources.R4B.task import TaskRestriction
 from pathways.choices import OPEN_TASK_STATUSES, DerivedCode, ObservationCode, Role, TaskStatus
 from pathways.fhir.loinc import LOINC_SYSTEM, UCUM_SYSTEM, preferred_loinc, ucum_for
 from pathways.fhir.systems import (
+    EXT_LESION,
     FLAG_CODES,
     OBSERVATION_CODES,
     ROLE_CODES,
@@ -35,7 +40,7 @@ from pathways.fhir.systems import (
     mrn_system,
     plan_definition_url,
 )
-from pathways.models import Enrollment, Flag, Observation, Patient, Task
+from pathways.models import Enrollment, Flag, Observation, Patient, Task, WoundPhoto
 
 # Carepath statuses that are FHIR codes already; listed so that a new Carepath status fails loudly here.
 TASK_STATUS = {s: s for s in ("requested", "accepted", "in-progress", "on-hold", "completed", "cancelled", "failed")}
@@ -193,4 +198,36 @@ def flag_resource(flag: Flag) -> FhirFlag:
         code=CodeableConcept(coding=[Coding(system=FLAG_CODES, code=flag.code)], text=flag.message),
         subject=_ref("Patient", flag.enrollment.patient_id),
         period=Period(start=flag.raised_at, end=flag.cleared_at),
+    )
+
+
+MEDIA_TYPES = "http://terminology.hl7.org/CodeSystem/media-type"
+
+
+def media_resource(photo: WoundPhoto) -> Media:
+    """A wound photograph as Media: the Patient, the assessment's Observations (partOf), the lesion (extension
+    urn:carepath:extension:lesion), body site, who took it and when; the content's url is the scoped, audited
+    API download, never the store. Needs `photo.task.observations` prefetched (or costs a query)."""
+    title = f"{photo.lesion}, {photo.taken_at.date().isoformat()}"
+    return Media(
+        id=str(photo.pk),
+        extension=[Extension(url=EXT_LESION, valueString=photo.lesion)],
+        status="completed",
+        type=CodeableConcept(coding=[Coding(system=MEDIA_TYPES, code="image", display="Image")]),
+        partOf=[_ref("Observation", o.pk) for o in photo.task.observations.all()] or None,
+        subject=_ref("Patient", photo.enrollment.patient_id),
+        createdDateTime=photo.taken_at,
+        issued=photo.recorded_at,
+        operator=_ref("Practitioner", photo.taken_by_id),
+        bodySite=CodeableConcept(text=photo.body_site),
+        height=photo.height_px,
+        width=photo.width_px,
+        content=Attachment(
+            contentType=photo.content_type,
+            url=f"/api/v1/wound-photos/{photo.pk}/image/",
+            size=photo.size_bytes,
+            title=title,
+            creation=photo.taken_at,
+        ),
+        note=[Annotation(text=photo.note)] if photo.note else None,
     )

@@ -27,6 +27,7 @@ from pathways.selectors.access import (
     scope_pathway_templates,
     scope_patients,
     scope_tasks,
+    scope_wound_photos,
 )
 
 Filter = Callable[[QuerySet[Any], list[str]], QuerySet[Any]]
@@ -302,6 +303,23 @@ KINDS: dict[str, ResourceKind] = {
     ),
 }
 
+KINDS["Media"] = ResourceKind(
+    "Media",
+    "woundphoto",
+    lambda user: (
+        scope_wound_photos(user)
+        .select_related("enrollment", "task")
+        .prefetch_related("task__observations")
+        .order_by("-taken_at", "-pk")
+    ),
+    resources.media_resource,
+    lambda m: m.enrollment.patient_id,
+    {
+        "_id": _id_param(),
+        "patient": _patient_param("enrollment__patient_id"),
+        "created": SearchParam("created", "date", _date_filter("taken_at"), "When the photograph was taken"),
+    },
+)
 KINDS["PlanDefinition"] = ResourceKind(
     "PlanDefinition",
     "pathwaytemplate",

@@ -41,5 +41,7 @@ EXT_ON_TRIGGER = "urn:carepath:extension:on-trigger"
 EXT_FIRST_DUE = "urn:carepath:extension:first-due"
 EXT_DUE_WITHIN = "urn:carepath:extension:due-within"
 EXT_EXPIRES_AFTER = "urn:carepath:extension:expires-after"
+# Media: the lesion's stable label ("L1 left thigh"), so a client can line up a lesion's photographs.
+EXT_LESION = "urn:carepath:extension:lesion"
 APPLIES_IF_LANGUAGE = "application/json"
 AUDIT_SUBTYPES = "urn:carepath:codesystem:audit-subtype"

@@ -3,7 +3,7 @@
 from pathways.models.accounts import ApiToken, ExternalIdentity, ServiceAccount
 from pathways.models.audit import AuditEvent, AuditEventSite
 from pathways.models.care import CareTeamMember, Enrollment, EnrollmentEvent, Patient, Site, User
-from pathways.models.clinical import Assessment, Flag, MedicationChange, Observation, RuleFiring
+from pathways.models.clinical import Assessment, Flag, MedicationChange, Observation, RuleFiring, WoundPhoto
 from pathways.models.tasks import FirstAction, Notification, Schedule, Task, TaskEvent
 from pathways.models.templates import PathwayTemplate, Rule, TaskTemplate
 
@@ -32,4 +32,5 @@ __all__ = [
     "TaskEvent",
     "TaskTemplate",
     "User",
+    "WoundPhoto",
 ]

@@ -200,3 +200,65 @@ class RuleFiring(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule_code} {self.outcome} (firing {self.pk})"
+
+
+class WoundPhoto(models.Model):
+    """A photograph of one lesion taken at a wound assessment (FHIR Media): the cleaned image and its thumbnail.
+
+    The files live in the `wound_photos` storage (settings.STORAGES) under names that carry no patient detail;
+    they are never served from the store directly, only through the scoped, audited views. Deleting is soft:
+    the row keeps who deleted it and why, and the files stay until the retention period has passed and
+    `manage.py purge_wound_photos` removes them (purged_at).
+    """
+
+    enrollment = models.ForeignKey("pathways.Enrollment", on_delete=models.PROTECT, related_name="wound_photos")
+    # The wound-assessment task the photograph belongs to (its BWAT-CUA score and measurements).
+    task = models.ForeignKey("pathways.Task", on_delete=models.PROTECT, related_name="wound_photos")
+    assessment = models.ForeignKey(
+        Assessment, on_delete=models.PROTECT, null=True, blank=True, related_name="wound_photos"
+    )
+    # The lesion's label, the same at every assessment ("L1 left thigh"), so its photos line up over time.
+    lesion = models.CharField(max_length=64)
+    body_site = models.CharField(max_length=200)
+    taken_at = models.DateTimeField()
+    taken_by = models.ForeignKey("pathways.User", on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField()
+    # Optional measurements of this lesion, cm (UCUM "cm"), within the bounds of the wound_* observations.
+    length_cm = models.DecimalField(max_digits=8, decimal_places=4, null=True, blank=True)
+    width_cm = models.DecimalField(max_digits=8, decimal_places=4, null=True, blank=True)
+    depth_cm = models.DecimalField(max_digits=8, decimal_places=4, null=True, blank=True)
+    note = models.TextField(blank=True)
+    # What the upload's content was (image/jpeg, image/png, image/heif) and what is stored after re-encoding.
+    detected_type = models.CharField(max_length=32)
+    content_type = models.CharField(max_length=32)
+    width_px = models.PositiveIntegerField()
+    height_px = models.PositiveIntegerField()
+    size_bytes = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    # Names in the wound_photos storage ("" once purged).
+    image_name = models.CharField(max_length=255)
+    thumbnail_name = models.CharField(max_length=255)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey("pathways.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    delete_reason = models.CharField(max_length=500, blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["lesion", "taken_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(deleted_at__isnull=True) | ~Q(delete_reason=""),
+                name="%(app_label)s_%(class)s_deleted_with_reason",
+            ),
+            models.CheckConstraint(
+                condition=Q(purged_at__isnull=True) | Q(deleted_at__isnull=False),
+                name="%(app_label)s_%(class)s_purged_only_when_deleted",
+            ),
+        ]
+        indexes = [
+            # The patient page's timeline: an enrollment's photos by lesion and time.
+            models.Index(fields=["enrollment", "lesion", "taken_at"], name="pathways_photo_enr_lesion_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"wound photo {self.pk} on enrollment {self.enrollment_id}"

@@ -24,6 +24,7 @@ from pathways.models import (
     Site,
     Task,
     User,
+    WoundPhoto,
 )
 
 # Actions on a task, grouped by who may take them.
@@ -198,6 +199,30 @@ def scope_notifications(user: User) -> QuerySet[Notification]:
 def scope_pathway_templates(user: User) -> QuerySet[PathwayTemplate]:
     # Pathway content holds no patient data: every member of staff may read every version.
     return PathwayTemplate.objects.all()
+
+
+def scope_wound_photos(user: User) -> QuerySet[WoundPhoto]:
+    """Wound photographs the user may see (metadata, thumbnail and full image alike): those of the enrollments
+    they may see (their sites; for specialists, their care teams). Soft-deleted photos are never served."""
+    return WoundPhoto.objects.filter(enrollment__in=scope_enrollments(user), deleted_at__isnull=True)
+
+
+def can_photograph_task(user: User | None, task: Task) -> bool:
+    """Attach photographs to an assessment task: whoever may complete it, that is an admin or the system, the
+    assignee on the care team, or a member of the care team holding the task's role (who could claim it).
+    Assumes the task is in scope; the task's status is the caller's check."""
+    if user is None or is_admin(user):
+        return True
+    if is_auditor(user) and not specialist_roles(user):
+        return False
+    if not user.sites.filter(pk=task.enrollment.patient.site_id).exists():
+        return False
+    team_roles = set(
+        CareTeamMember.objects.filter(enrollment_id=task.enrollment_id, user=user, period_end__isnull=True).values_list(
+            "role", flat=True
+        )
+    )
+    return bool(team_roles) and (task.assignee_id == user.pk or task.role in team_roles)
 
 
 def can_register_patient(user: User | None, site: Site) -> bool:

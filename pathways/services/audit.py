@@ -28,6 +28,7 @@ from pathways.models import (
     Patient,
     Task,
     User,
+    WoundPhoto,
 )
 from pathways.request_context import current_request
 from pathways.selectors.access import scope_sites
@@ -45,6 +46,7 @@ _SITE_OF: dict[str, tuple[type[Any], str]] = {
     "flag": (Flag, "enrollment__patient__site_id"),
     "medicationchange": (MedicationChange, "enrollment__patient__site_id"),
     "notification": (Notification, "task__enrollment__patient__site_id"),
+    "woundphoto": (WoundPhoto, "enrollment__patient__site_id"),
 }
 
 

@@ -1,14 +1,19 @@
 """Synthetic demo data: three sites, a user for every role, about 20 enrolled patients with up to three weeks of
-worked history. Idempotent."""
+worked history, and, for the Chicago patients enrolled two weeks ago or more, weekly wound assessments with a
+BWAT-CUA score, measurements and photographs of two lesions (images drawn with Pillow: no real photographs).
+Idempotent."""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
+from PIL import Image, ImageDraw
 
 from pathways.choices import (
     LIVE_ENROLLMENT_STATUSES,
@@ -23,6 +28,8 @@ from pathways.choices import (
 from pathways.errors import DomainError
 from pathways.models import Enrollment, Patient, Site, Task, User
 from pathways.services.enrollment import care_team_add, enrollment_apply
+from pathways.services.observations import ObservationInput, task_complete_with_values
+from pathways.services.photos import PhotoInput, wound_photo_add
 from pathways.services.sweeps import schedules_materialize_due, tasks_expire_missed
 from pathways.services.tasks import task_claim, task_transition
 
@@ -104,6 +111,15 @@ FATES: list[float | None] = [
     None,
 ]
 REPLAY_STEP = dt.timedelta(hours=6)
+# The photographed demo patients: at this site, enrolled at least this long ago (two or three weekly assessments).
+PHOTO_SITE = "chi"
+PHOTO_MIN_AGE = dt.timedelta(days=14)
+# Two lesions per patient: label, body site, length and width at the first assessment (cm); each week the
+# wound shrinks by a tenth and the BWAT-CUA score falls by 3 from 31 (8-40, higher is worse).
+LESIONS = [
+    ("L1 left thigh", "left thigh", Decimal("4.2"), Decimal("3.0")),
+    ("L2 right calf", "right calf", Decimal("2.6"), Decimal("1.8")),
+]
 
 
 @dataclass(frozen=True)
@@ -204,7 +220,10 @@ def demo_seed(
             progress(f"  enrolled patient {patient.pk} ({'new' if created else 'existing'}, {modality})")
     if enrolled:
         by_role = {role.value: user for role, user in specialists.items()}
-        worked = _replay_history(enrolled, specialists=by_role, now=now)
+        photographed = {
+            e.pk for e in enrolled if e.patient.site.code == PHOTO_SITE and e.enrolled_at <= now - PHOTO_MIN_AGE
+        }
+        worked = _replay_history(enrolled, specialists=by_role, now=now, photographed=photographed)
         progress(f"history: {worked} tasks worked between enrolment and now (some on time, some late, some open)")
     progress(
         f"patients: {Patient.objects.count()}, live enrollments: "
@@ -213,13 +232,20 @@ def demo_seed(
     return logins
 
 
-def _replay_history(enrollments: dict[Enrollment, User], *, specialists: dict[str, User], now: dt.datetime) -> int:
+def _replay_history(
+    enrollments: dict[Enrollment, User],
+    *,
+    specialists: dict[str, User],
+    now: dt.datetime,
+    photographed: frozenset[int] | set[int] = frozenset(),
+) -> int:
     """Work the new enrollments' past as their teams would have, through the real services, in time order: in
     steps of REPLAY_STEP from the oldest enrolment to `now`, materialize what fell due (as beat would have) and
     claim, start and complete each task at the time its FATES entry gives (session work whose window ended first is
     closed as missed by the expiry sweep, as beat would have). Later occurrences of "after
     completion" schedules move as they would have, prerequisites release, the first-action table fills.
-    Returns how many tasks were completed."""
+    The wound assessments of the `photographed` enrollments are all done, each with its score, measurements
+    and two lesions' photographs (_wound_assessment). Returns how many tasks were completed."""
     coordinator_of = {e.pk: coordinator for e, coordinator in enrollments.items()}
     ids = list(coordinator_of)
     start = min(e.enrolled_at for e in enrollments)
@@ -232,8 +258,17 @@ def _replay_history(enrollments: dict[Enrollment, User], *, specialists: dict[st
     completed = 0
     for moment in sorted(grid | {e.enrolled_at for e in enrollments if e.enrolled_at < now}):
         schedules_materialize_due(now=moment)
-        for task in Task.objects.filter(enrollment_id__in=ids, status=TaskStatus.REQUESTED, assignee__isnull=True):
+        for task in Task.objects.filter(
+            enrollment_id__in=ids, status=TaskStatus.REQUESTED, assignee__isnull=True
+        ).select_related("template"):
+            photos = (
+                task.enrollment_id in photographed
+                and task.template is not None
+                and task.template.code == "wound-assessment"
+            )
             fate = FATES[task.pk % len(FATES)]
+            if fate is None and photos:
+                fate = -1.0
             if fate is None:
                 continue
             done = max(task.due_at + dt.timedelta(hours=fate), task.available_at + dt.timedelta(minutes=30))
@@ -252,11 +287,68 @@ def _replay_history(enrollments: dict[Enrollment, User], *, specialists: dict[st
                         expected_version=None,
                         now=done - dt.timedelta(minutes=15),
                     )
-                    task_transition(
-                        task_id=task.pk, to_status=TaskStatus.COMPLETED, actor=user, expected_version=None, now=done
-                    )
+                    if photos:
+                        _wound_assessment(task, user, done)
+                    else:
+                        task_transition(
+                            task_id=task.pk, to_status=TaskStatus.COMPLETED, actor=user, expected_version=None, now=done
+                        )
                 completed += 1
             except DomainError:
                 continue  # e.g. waiting for a prerequisite: left open, as it would have been
         tasks_expire_missed(now=moment)
     return completed
+
+
+def _wound_assessment(task: Task, nurse: User, done: dt.datetime) -> None:
+    """Complete a demo wound assessment as the nurse would: BWAT-CUA and the first lesion's measurements as
+    values, then a photograph of each lesion (LESIONS) with its own measurements."""
+    week = max((done - task.enrollment.enrolled_at).days // 7, 0)
+    shrink = Decimal(1) - Decimal("0.1") * week
+    first_length, first_width = LESIONS[0][2] * shrink, LESIONS[0][3] * shrink
+    task_complete_with_values(
+        task_id=task.pk,
+        actor=nurse,
+        expected_version=None,
+        values=[
+            ObservationInput("bwat_cua", str(31 - 3 * week), "score"),
+            ObservationInput("wound_length", f"{first_length:.1f}", "cm"),
+            ObservationInput("wound_width", f"{first_width:.1f}", "cm"),
+        ],
+        outcome="BWAT-CUA scored, lesions measured and photographed",
+        now=done,
+    )
+    for index, (label, site, length, width) in enumerate(LESIONS):
+        wound_photo_add(
+            task_id=task.pk,
+            photo=PhotoInput(
+                data=synthetic_wound_photo(index=index, week=week, length_cm=length * shrink, width_cm=width * shrink),
+                filename=f"lesion-{index + 1}.jpg",
+                lesion=label,
+                body_site=site,
+                taken_at=done - dt.timedelta(minutes=5 - index),
+                length_cm=f"{length * shrink:.1f}",
+                width_cm=f"{width * shrink:.1f}",
+                note="Synthetic demo image",
+            ),
+            actor=nurse,
+            now=done,
+        )
+
+
+def synthetic_wound_photo(*, index: int, week: int, length_cm: Decimal, width_cm: Decimal) -> bytes:
+    """A drawn stand-in for a wound photograph (640 x 480 JPEG): skin, a dark eschar of the lesion's size at
+    40 px/cm with a red rim that fades as the weeks go by, and the words "SYNTHETIC DEMO". No real photo."""
+    image = Image.new("RGB", (640, 480), (222 - 20 * index, 178 - 15 * index, 146 - 10 * index))
+    draw = ImageDraw.Draw(image)
+    half_w, half_h = float(length_cm) * 20, float(width_cm) * 20
+    rim = max(60 - 15 * week, 10)
+    draw.ellipse(
+        (320 - half_w - rim / 3, 240 - half_h - rim / 3, 320 + half_w + rim / 3, 240 + half_h + rim / 3),
+        fill=(200, 80 + rim // 3, 80),
+    )
+    draw.ellipse((320 - half_w, 240 - half_h, 320 + half_w, 240 + half_h), fill=(50 + 10 * week, 30, 25))
+    draw.text((12, 12), f"SYNTHETIC DEMO - lesion {index + 1}, week {week + 1}", fill=(20, 20, 20))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -18,9 +21,11 @@ from django.utils.safestring import SafeString, mark_safe
 from pathways.choices import DerivedCode, ObservationCode, RiskMedication, Therapy
 from pathways.domain.units import canonical_unit
 from pathways.middleware import audit_note
-from pathways.models import Observation
+from pathways.models import Enrollment, Observation, User
 from pathways.selectors.access import scope_patients
+from pathways.selectors.photos import lesion_timelines
 from pathways.selectors.workspace import CHART_CODES, patient_page
+from pathways.web.photos import photo_alt
 from pathways.web.work import local_time, staff_user, task_rows
 
 CODE_LABELS = {**dict(ObservationCode.choices), **dict(DerivedCode.choices)}
@@ -67,6 +72,34 @@ THERAPY_LABELS = dict(Therapy.choices)
 RISK_MEDICATION_LABELS = dict(RiskMedication.choices)
 
 
+def _lesions(user: User, enrollment: Enrollment, zone: str) -> list[dict[str, Any]]:
+    """Each lesion's photos for the timeline: thumbnails only (the full image opens on demand), week, date,
+    that assessment's BWAT-CUA score and area, and a text alternative naming the lesion and the date."""
+    edge = int(settings.CAREPATH["PHOTO_THUMBNAIL_EDGE"])
+    lesions = []
+    for timeline in lesion_timelines(user=user, enrollment=enrollment):
+        entries = []
+        for entry in timeline.entries:
+            photo = entry.photo
+            scale = edge / max(photo.width_px, photo.height_px, 1)
+            entries.append(
+                {
+                    "photo": photo,
+                    "week": entry.week,
+                    "bwat_cua": _number(entry.bwat_cua) if entry.bwat_cua is not None else None,
+                    "area_cm2": _number(entry.area_cm2) if entry.area_cm2 is not None else None,
+                    "taken_local": local_time(photo.taken_at, zone),
+                    "alt": photo_alt(photo, zone),
+                    "thumbnail_url": reverse("workspace:photo-file", args=[photo.pk, "thumbnail"]),
+                    "image_url": reverse("workspace:photo-file", args=[photo.pk, "image"]),
+                    "thumb_width": max(round(photo.width_px * min(scale, 1)), 1),
+                    "thumb_height": max(round(photo.height_px * min(scale, 1)), 1),
+                }
+            )
+        lesions.append({"label": timeline.lesion, "body_site": timeline.body_site, "entries": entries})
+    return lesions
+
+
 @login_required
 def patient(request: HttpRequest, patient_id: int) -> HttpResponse:
     """The patient page: board with actions, flags, labs with trends, medication changes, timeline."""
@@ -100,6 +133,7 @@ def patient(request: HttpRequest, patient_id: int) -> HttpResponse:
         {"at": local_time(at, zone), "kind": kind, "source": source, "event": event}
         for at, kind, source, event in data.timeline
     ]
+    lesions = _lesions(user, data.enrollment, zone) if data.enrollment else []
     audit_note(
         request,
         entity_type="patient",
@@ -123,6 +157,7 @@ def patient(request: HttpRequest, patient_id: int) -> HttpResponse:
                 {"change": c, "at": local_time(c.effective_at, zone)} for c in data.medication_changes
             ],
             "timeline": timeline,
+            "lesions": lesions,
             "zone": zone,
             "enrolled_local": local_time(data.enrollment.enrolled_at, zone) if data.enrollment else "",
         },

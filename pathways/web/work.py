@@ -43,6 +43,7 @@ from pathways.selectors.workspace import (
 from pathways.services import tasks as task_services
 from pathways.services.notifications import notification_mark_read, notifications_mark_all_read
 from pathways.services.observations import ObservationInput, task_complete_with_values
+from pathways.services.photos import PHOTO_TASK_STATUSES, PHOTO_TEMPLATES
 from pathways.web.nav import start_url
 from pathways.web.work_forms import (
     ACTIONS,
@@ -185,6 +186,17 @@ def task_rows(user: User, tasks: Iterable[Task], now: dt.datetime) -> list[dict[
                 ),
                 "completed_local": local_time(task.completed_at, zone) if task.completed_at else "",
                 "precautions": precautions_for_role(precautions.get(task.enrollment.template_id), task.role),
+                # Wound assessments take photographs from whoever may complete them (claim first, or theirs).
+                "photos_url": (
+                    reverse("workspace:task-photos", args=[task.pk])
+                    if template_code in PHOTO_TEMPLATES
+                    and task.status in PHOTO_TASK_STATUSES
+                    and (
+                        {"claim", "complete"} & set(actions)
+                        or (task.status == S.COMPLETED and task.assignee_id == user.pk)
+                    )
+                    else ""
+                ),
             }
         )
     return rows
@@ -458,6 +470,11 @@ def task_complete_values(request: HttpRequest, task_id: int) -> HttpResponse:
             "created": [{**row, "due_local": local_time(row["task"].due_at, zone)} for row in created_rows],
             "held": held,
             "zone": zone,
+            "photos_url": (
+                reverse("workspace:task-photos", args=[task.pk])
+                if task.template_id and task.template and task.template.code in PHOTO_TEMPLATES
+                else ""
+            ),
         },
     )
 

@@ -22,6 +22,7 @@ from pathways.services.observations import observation_record
 from pathways.services.tasks import task_assign, task_claim, task_hold
 from tests.api.conftest import World, client_for, notify
 from tests.factories import UserFactory
+from tests.photos.conftest import photo_on
 from tests.versions import load_version_two
 
 C, A, D, W = "coordinator", "auditor", "admin", "wound_nurse"
@@ -72,7 +73,7 @@ def version(world: World, **extra: Any) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Row:
     method: str
-    path: str  # placeholders: {site} {patient} {pathway} {enrollment} {task} {member} {notification}
+    path: str  # placeholders: {site} {patient} {pathway} {enrollment} {task} {member} {notification} {photo}
     expect: dict[str, int]  # status per role for an in-scope object (PUBLIC: the anonymous answer)
     body: Callable[[World], dict[str, Any]] | None = None
     setup: Callable[[World], None] | None = None
@@ -392,6 +393,25 @@ MATRIX: dict[str, list[Row]] = {
     "api-token-detail": [Row("GET", "/api/v1/api-tokens/{token}/", ADMIN_ONLY_200)],
     "api-token-rotate": [Row("POST", "/api/v1/api-tokens/{token}/rotate/", ADMIN_ONLY_201, body=lambda w: {})],
     "api-token-revoke": [Row("POST", "/api/v1/api-tokens/{token}/revoke/", ADMIN_ONLY_200, body=lambda w: {})],
+    # Wound photographs (pathways/api/photos.py): read by everyone who may see the enrollment, files included.
+    # The upload is multipart: this JSON body lacks the file (400 for every role); who may upload, and the
+    # 404s for another site's or team's task, are tested in tests/photos/test_api.py.
+    "wound-photo-list": [
+        Row("GET", "/api/v1/wound-photos/", ALL_200),
+        Row("POST", "/api/v1/wound-photos/", {W: 400, D: 400, C: 400, A: 400}, body=lambda w: {"task": w.task.pk}),
+    ],
+    "wound-photo-detail": [Row("GET", "/api/v1/wound-photos/{photo}/", ALL_200, outsiders=SITE_AND_TEAM)],
+    "wound-photo-image": [Row("GET", "/api/v1/wound-photos/{photo}/image/", ALL_200, outsiders=SITE_AND_TEAM)],
+    "wound-photo-thumbnail": [Row("GET", "/api/v1/wound-photos/{photo}/thumbnail/", ALL_200, outsiders=SITE_AND_TEAM)],
+    "wound-photo-delete": [
+        Row(
+            "POST",
+            "/api/v1/wound-photos/{photo}/delete/",
+            {W: 204, D: 204, C: 204, A: 403},
+            body=lambda w: {"reason": "wrong lesion"},
+            outsiders=SITE_AND_TEAM,
+        )
+    ],
     "notification-list": [Row("GET", "/api/v1/notifications/", ALL_200)],
     # Notifications are personal: another user's (even an admin asking) is 404.
     "notification-detail": [
@@ -462,7 +482,16 @@ def _ids(world: World, target: str, user_key: str | None, path: str | None = Non
         "member": member.pk,
         "notification": notification.pk,
         "token": token,
+        "photo": _photo(world, target),
     }
+
+
+def _photo(world: World, target: str) -> int:
+    """A photograph on the target's wound-assessment task (attached by the admin, who may photograph any)."""
+    enrollment = {"own": world.enrollment, "other_site": world.other_site_enrollment}.get(
+        target, world.other_team_enrollment
+    )
+    return photo_on(enrollment, world.users[D]).pk
 
 
 def _cases() -> Iterator[Any]:

@@ -17,6 +17,7 @@ from pathways.domain import instants, units
 from pathways.errors import InvalidInput
 from pathways.models import AuditEvent, Observation, Patient, Task, TaskEvent
 from tests.api.conftest import World, client_for, notify
+from tests.photos.conftest import photo_on
 
 ARABIC_INDIC_TEN = "\u0661\u0660"
 
@@ -46,6 +47,7 @@ def _post_routes(world: World) -> list[str]:
         "enrollments": world.enrollment.pk,
         "patients": world.patient.pk,
         "notifications": notify(world.users["coordinator"], world.task).pk,
+        "wound-photos": photo_on(world.enrollment, world.users["admin"]).pk,
     }
     routes = ["/api/v1/auth/token/"]
     for pattern in router.urls:

@@ -9,6 +9,7 @@ from openapi_spec_validator import validate
 
 from pathways.services.api_tokens import api_token_issue
 from tests.api.conftest import World, client_for, notify
+from tests.photos.conftest import photo_on
 
 
 @pytest.fixture
@@ -35,6 +36,7 @@ def test_every_documented_operation_answers_without_a_server_error(world: World,
         "pathways": world.pathway.pk,
         "notifications": notify(admin, world.task).pk,
         "api-tokens": api_token_issue(user=admin)[0].pk,
+        "wound-photos": photo_on(world.enrollment, admin).pk,
     }
     client = client_for(admin)
     checked = 0

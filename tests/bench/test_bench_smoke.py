@@ -63,6 +63,8 @@ def test_bench_command_at_a_tiny_scale_fills_measures_and_writes_a_results_table
         "My work ÷ API queue page",
         "Patient page `/patients/<id>/`",
         "Statements per request: My work / patient page / API queue page",
+        "Wound photo upload, a ~4 MB 8 MP JPEG",
+        "Patient page with 50 wound photos",
     ):
         line = next((x for x in table.splitlines() if x.startswith(f"| {label}")), None)
         assert line is not None, label
@@ -88,6 +90,12 @@ def test_bench_command_at_a_tiny_scale_fills_measures_and_writes_a_results_table
     )
     assert fhir is not None and int(fhir.group(1)) > 0
     assert int(fhir.group(3)) == 10 * int(fhir.group(2)) >= 20, fhir.groups()  # warm-up + each repeat, all stored
+    # Issue 19: the upload was judged against 1 s, and the photo page's statements did not grow with the photos.
+    assert re.search(r"\| Wound photo upload[^|]*\| < 1 s \| [\d,]+ ms \([\d.]+ MB\) [✓✗] \|", table)
+    photos = re.search(
+        r"\| Patient page with 50 wound photos[^|]*\| constant statements \| [\d.]+ ms \((\d+); (\d+)\) ✓", table
+    )
+    assert photos is not None and photos.group(1) == photos.group(2), table
     # The in-process pages answered, and the floors returned the API's JSON.
     assert "'same_json': True" in out.getvalue() and "'same_json': False" not in out.getvalue()
     assert re.search(r"\| Version migration: active enrollments[^|]*\| ≥ 200/s at 10,000 \| 20 in [\d.]+ s = ", table)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.api.conftest import World
 from tests.fhir.conftest import Fhir
+from tests.photos.conftest import photo_on
 
 pytestmark = pytest.mark.django_db
 
@@ -38,12 +39,13 @@ READS = [
     ("CarePlan/{enrollment}", dict.fromkeys(STAFF, 200), (C, A, W), (W,)),
     ("CareTeam/{enrollment}", dict.fromkeys(STAFF, 200), (C, A, W), (W,)),
     ("Task/{task}", dict.fromkeys(STAFF, 200), (C, A, W), (W,)),
+    ("Media/{photo}", dict.fromkeys(STAFF, 200), (C, A, W), (W,)),
     ("PlanDefinition/{pathway}", dict.fromkeys(STAFF, 200), (), ()),
     ("SearchParameter/task-due", dict.fromkeys(STAFF, 200), (), ()),
     ("AuditEvent", {C: 403, A: 200, D: 200, W: 403}, (), ()),
 ]
 # Searches naming a patient: in scope they answer with entries; out of scope, with none.
-SEARCHES = ["Task", "CarePlan", "CareTeam", "Observation", "Flag"]
+SEARCHES = ["Task", "CarePlan", "CareTeam", "Observation", "Flag", "Media"]
 
 
 def _cases() -> list[Any]:
@@ -62,7 +64,13 @@ def _cases() -> list[Any]:
 @pytest.mark.parametrize(("path", "role", "target", "expected"), _cases())
 def test_fhir_read_matrix(world: World, path: str, role: str | None, target: str, expected: int) -> None:
     fhir = Fhir(world.users[role] if role else None)
-    response = fhir.get(path.format(pathway=world.pathway.pk, **targets(world, target)))
+    ids = targets(world, target)
+    if "{photo}" in path:
+        enrollment = {"own": world.enrollment, "other_site": world.other_site_enrollment}.get(
+            target, world.other_team_enrollment
+        )
+        ids["photo"] = photo_on(enrollment, world.users[D]).pk
+    response = fhir.get(path.format(pathway=world.pathway.pk, **ids))
     assert response.status_code == expected, response.json()
     if expected >= 400:
         assert response.json()["resourceType"] == "OperationOutcome"
@@ -71,6 +79,8 @@ def test_fhir_read_matrix(world: World, path: str, role: str | None, target: str
 @pytest.mark.parametrize("role", [C, A, W])
 @pytest.mark.parametrize("kind", SEARCHES)
 def test_fhir_searches_never_include_another_sites_or_teams_resources(world: World, role: str, kind: str) -> None:
+    for enrollment in (world.enrollment, world.other_site_enrollment, world.other_team_enrollment):
+        photo_on(enrollment, world.users[D])
     fhir = Fhir(world.users[role])
     hidden = ["other_site"] + (["other_team"] if role == W else [])
     for target in hidden:

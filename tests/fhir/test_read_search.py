@@ -75,8 +75,11 @@ def test_metadata_lists_exactly_what_is_served():
         "PlanDefinition",
         "CareTeam",
         "AuditEvent",
+        "Media",
         "SearchParameter",
     }
+    assert {p.name for p in served["Media"].searchParam} == {"_id", "patient", "created"}
+    assert {i.code for i in served["Media"].interaction} == {"read", "search-type"}
     assert {p.name for p in served["Task"].searchParam} == {
         "_id",
         "patient",

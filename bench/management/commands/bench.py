@@ -56,6 +56,7 @@ TARGETS = {
     "dashboard_ms": 1500.0,
     "my_work_ratio": 2.0,  # issue 13: My work's server time ÷ the API queue page's, same user, same run
     "patient_page_ms": 150.0,  # issue 13
+    "photo_upload_ms": 1000.0,  # issue 19: a ~4 MB JPEG, re-encoding and thumbnail included
     "growth": 1.5,
     "migration_rate": 200.0,  # issue 14: enrollments moved to a new version per second, at 10,000
     "fhir_task_ratio": 2.0,  # issue 17: FHIR Task search ÷ REST task list, one patient's open tasks, same run
@@ -373,6 +374,26 @@ def results_markdown(results: list[measure.ScaleResult], info: dict[str, str], o
             )
         ),
     )
+    row(
+        "Wound photo upload, a ~4 MB 8 MP JPEG through the API (type check, re-encode, thumbnail, store), in process",
+        "< 1 s",
+        per(
+            lambda r: (
+                f"{r.photos['upload_median_ms']:,.0f} ms ({r.photos['upload_bytes'] / 1e6:.1f} MB)"
+                + _ok(r.photos["upload_median_ms"] < TARGETS["photo_upload_ms"])
+            )
+        ),
+    )
+    row(
+        "Patient page with 50 wound photos (thumbnails only), server time in process (statements; with 1 photo)",
+        "constant statements",
+        per(
+            lambda r: (
+                f"{r.photos['page_median_ms']:.1f} ms ({r.photos['page_queries']}; {r.photos['page_1_photo_queries']})"
+                + _ok(r.photos["page_queries"] == r.photos["page_1_photo_queries"])
+            )
+        ),
+    )
     if len(results) > 1:
         first, last = results[0], results[-1]
         lines += [
@@ -669,6 +690,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  FHIR in process: {result.fhir}")
             result.enrollment = measure.measure_enrollment(repeat=repeat)
             self.stdout.write(f"  enrollment: {result.enrollment}")
+            result.photos = measure.measure_photos(repeat=max(3, repeat // 2))
+            self.stdout.write(f"  wound photos: {result.photos}")
             result.adherence = measure.measure_adherence(repeat=max(1, repeat // 2))
             self.stdout.write(f"  adherence: {result.adherence}")
             result.dashboard = measure.measure_dashboard(repeat=max(1, repeat // 2))
