@@ -61,20 +61,22 @@ def lab_results_record(
             seen.add(key)
         new.append(value)
     outcome = LabResultsOutcome()
-    created_rows: dict[int, Observation] = {}
+    answered: dict[int, tuple[Observation, bool]] = {}
     if new:
         outcome.record = clinical_data_record(
             enrollment=enrollment, values=new, effective_at=None, actor=actor, now=now
         )
-        created_rows = {id(value): row for value, row in zip(new, outcome.record.observations, strict=True)}
-        for value, row in zip(new, outcome.record.observations, strict=True):
+        # Per value: its row and whether this request stored it. A measurement already stored (under another
+        # identifier, or none) or repeated in this request is not "created", whatever its identifier says.
+        for value, (row, created) in zip(new, outcome.record.per_value, strict=True):
+            answered[id(value)] = (row, created)
             if value.source_identifier:
                 stored.setdefault(value.source_identifier, row)
     for value in values:
-        if id(value) in created_rows:
-            outcome.observations.append(created_rows[id(value)])
-            outcome.created.append(True)
-        else:
-            outcome.observations.append(stored[value.source_identifier or ""])
-            outcome.created.append(False)
+        if id(value) in answered:
+            row, created = answered[id(value)]
+        else:  # its identifier is stored, or was given earlier in `values`
+            row, created = stored[value.source_identifier or ""], False
+        outcome.observations.append(row)
+        outcome.created.append(created)
     return outcome

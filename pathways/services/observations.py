@@ -65,6 +65,9 @@ class ClinicalRecordResult:
     tasks_created: list[Task] = field(default_factory=list)
     flags_raised: list[Flag] = field(default_factory=list)
     flags_cleared: list[Flag] = field(default_factory=list)
+    # One entry per value given, in order: (its row, whether this request stored it). A value repeating an
+    # earlier one of the same request, or a measurement stored before, is (that row, False).
+    per_value: list[tuple[Observation, bool]] = field(default_factory=list)
 
     @property
     def wrote_anything(self) -> bool:
@@ -299,8 +302,9 @@ def _store_values(
     task: Task | None,
     actor: User | None,
     now: dt.datetime,
-) -> tuple[list[Observation], list[Observation]]:
-    """Store each distinct value once: (the rows for the values given, those of them stored before)."""
+) -> tuple[list[Observation], list[Observation], list[tuple[Observation, bool]]]:
+    """Store each distinct value once: (the distinct rows for the values given, those of them stored before,
+    and per value given (its row, whether it was stored now))."""
     candidates = [
         Observation(
             enrollment=enrollment,
@@ -322,13 +326,14 @@ def _store_values(
     ]
     rows: list[Observation] = []
     already: list[Observation] = []
-    for stored, created in _store_many(candidates):
+    per_value = _store_many(candidates)
+    for stored, created in per_value:
         if any(r.pk == stored.pk for r in rows):
             continue  # the same value twice in one panel
         rows.append(stored)
         if not created:
             already.append(stored)
-    return rows, already
+    return rows, already, per_value
 
 
 def _check_findings(findings: Iterable[str]) -> list[str]:
@@ -375,7 +380,7 @@ def clinical_data_record(
             recorded_by=actor,
             task=task,
         )
-    result.observations, already = _store_values(
+    result.observations, already, result.per_value = _store_values(
         enrollment, prepared, assessment=result.assessment, task=task, actor=actor, now=now
     )
     new_measured = [o for o in result.observations if o not in already]

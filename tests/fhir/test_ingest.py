@@ -250,3 +250,39 @@ def test_not_json_is_a_400_operation_outcome(world):
     )
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_the_same_result_twice_under_two_identifiers_is_stored_once_and_created_once(world, kind):
+    # A lab repeating one result in a Bundle, each copy with its own accession: the user test's 500 (the service
+    # stored one row, and the FHIR layer expected two). The first copy is created, the second is that row.
+    fhir = Fhir(world.users["coordinator"])
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+    copies = [lab("2000-8", 2.5, "mmol/L", patient_id=world.patient.pk, effective=at, identifier=i) for i in "AB"]
+    before = counts()
+    response = fhir.post("", transaction_of(*copies, kind=kind))
+    assert response.status_code == 200, response.content
+    stored = Observation.objects.get(enrollment=world.enrollment, code="calcium")
+    assert [e["response"] for e in response.json()["entry"]] == [
+        {"status": "201 Created", "location": f"Observation/{stored.pk}"},
+        {"status": "200 OK", "location": f"Observation/{stored.pk}"},
+    ]
+    assert counts()[0] == before[0] + 1
+
+
+def test_a_stored_result_resent_under_a_new_identifier_is_not_created_again(world):
+    fhir = Fhir(world.users["coordinator"])
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+    first = fhir.post("Observation", lab("2000-8", 2.5, "mmol/L", patient_id=world.patient.pk, effective=at))
+    assert first.status_code == 201
+    before = counts()
+    resent = lab("2000-8", 2.5, "mmol/L", patient_id=world.patient.pk, effective=at, identifier="NEW-1")
+    again = fhir.post("Observation", resent)
+    assert again.status_code == 200, again.content
+    assert again.json()["id"] == first.json()["id"]
+    in_bundle = fhir.post("", transaction_of(resent))
+    assert in_bundle.json()["entry"][0]["response"] == {
+        "status": "200 OK",
+        "location": f"Observation/{first.json()['id']}",
+    }
+    assert counts() == before
