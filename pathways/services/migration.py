@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from pathways.choices import EnrollmentEventKind, EnrollmentStatus, TaskStatus
-from pathways.errors import Conflict, DomainError, NotFound, NotPermitted
+from pathways.choices import EnrollmentEventKind, EnrollmentStatus, TaskStatus, TemplateStatus
+from pathways.errors import Conflict, DomainError, InvalidInput, NotFound, NotPermitted
 from pathways.models import Enrollment, EnrollmentEvent, Schedule, TaskTemplate, User
 from pathways.selectors.access import can_manage_enrollment
 from pathways.selectors.migration import (
@@ -108,14 +108,25 @@ def _migrate_locked(
     by_enrollment = {m.enrollment.pk: m for m in going}
     schedules = enrollments_schedules([m.enrollment for m in going], lock=True)
     open_tasks = enrollments_open_tasks(list(by_enrollment))
-    for move in going:
+    for move in list(going):
         e = move.enrollment
         move.pair = pairs.get(slug=e.pathway_slug, from_version=e.template.version, to_version=to_version)
+        if move.pair.new.status != TemplateStatus.ACTIVE:
+            # Only forward to what the site runs now: moving back to a retired version would silently undo a
+            # site's change (FHIR $apply refuses a retired version too).
+            move.refused = InvalidInput(
+                f"version {to_version} of {e.pathway_slug} is {move.pair.new.status}; enrollments move only to "
+                "the active version",
+                fields={"to_version": ["use the active version"]},
+            )
+            going.remove(move)
+            continue
         move.schedules = schedules.get(e.pk, [])
         move.plan = enrollment_migration_plan(
             enrollment=e, pair=move.pair, schedules=move.schedules, open_tasks=open_tasks.get(e.pk, []), now=now
         )
-    _apply(going, actor=actor, now=now)
+    if going:
+        _apply(going, actor=actor, now=now)
     return moves
 
 

@@ -400,3 +400,17 @@ def test_a_migration_starts_new_templates_only_in_the_enrollments_own_stage(path
 
     assert started(confirmed) == {"extra-treatment"}
     assert started(suspected) == {"extra-workup"}
+
+
+def test_moving_back_to_a_retired_version_is_refused_and_changes_nothing(load_v2, site, coordinator) -> None:
+    # The user test moved an enrollment made on v2 back to v1 (retired), silently undoing the site's change.
+    load_v2()
+    enrollment = _enrol(site, coordinator, now=THURSDAY)
+    assert enrollment.template.version == 2
+    before = _snapshot(enrollment)
+    with pytest.raises(InvalidInput, match="only to the active version"):
+        enrollment_migrate(enrollment_id=enrollment.pk, to_version=1, actor=coordinator, now=THURSDAY)
+    run = enrollments_migrate(slug="calciphylaxis", to_version=1, actor=coordinator, now=THURSDAY)
+    assert run.migrated == 0 and run.failed and "only to the active version" in run.failed[0][1]
+    assert _snapshot(enrollment) == before
+    assert not EnrollmentEvent.objects.filter(enrollment=enrollment, kind=EnrollmentEventKind.MIGRATED).exists()
