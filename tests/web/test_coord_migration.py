@@ -85,3 +85,34 @@ def test_the_pathway_page_lists_my_sites_plans_and_moves_them(v2_world: World) -
     assert versions[v2_world.enrollment.pk] == versions[v2_world.other_team_enrollment.pk] == 2
     assert versions[v2_world.other_site_enrollment.pk] == 1
     assert "0 active enrollments to move" in client.get("/pathway/migrate/").content.decode()
+
+
+def test_the_plan_says_a_chain_waiting_on_its_open_occurrence_continues_and_leaves_out_re_plans_that_change_nothing():
+    # The user test read "next none -> none (finished)" for dressing changes waiting on an open one, and saw
+    # re-plans whose next time did not move.
+    from django.template.loader import render_to_string
+
+    def replan(template: str, old: str | None, new: str | None, finished: bool) -> dict:
+        return {"template": template, "next_due_at": {"old": old, "new": new}, "finished": finished}
+
+    html = render_to_string(
+        "pathways/coord/_migration_plan.html",
+        {
+            "plan": {
+                "enrollment": 1,
+                "schedules_replanned": [
+                    replan("dressing-change", None, None, False),
+                    replan("wound-assessment", "2026-12-02T12:00:00+00:00", "2026-12-02T12:00:00+00:00", False),
+                    replan("team-huddle", "2026-12-02T12:00:00+00:00", None, True),
+                ],
+                "open_tasks_kept": 3,
+            }
+        },
+    )
+    assert (
+        "dressing-change</code> from now: next after the open one is completed → after the open one is completed"
+        in html
+    )
+    assert "wound-assessment" not in html
+    assert "team-huddle</code> from now: next 2026-12-02T12:00:00+00:00 → none (the schedule finishes)" in html
+    assert "(finished)" not in html
