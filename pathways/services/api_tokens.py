@@ -15,6 +15,8 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -172,8 +174,14 @@ def service_account_create(
     username; NotPermitted unless `actor` is an admin (None: an operator's management command)."""
     _require_admin(actor)
     problems: dict[str, list[str]] = {}
-    if not username.strip() or User.objects.filter(username=username).exists():
-        problems["username"] = ["is required and must be new"]
+    try:
+        # Django's own username rule (letters, digits and @.+-_), and new regardless of case: the audit trail and
+        # `manage.py api_token issue <name>` name accounts by it.
+        UnicodeUsernameValidator()(username)
+    except ValidationError:
+        problems["username"] = ["use letters, digits and @ . + - _ only (no spaces), e.g. lab-chicago"]
+    if not username.strip() or User.objects.filter(username__iexact=username).exists():
+        problems["username"] = ["is required and must be new (usernames are compared without regard to case)"]
     unknown_roles = sorted(set(roles) - set(Role.values))
     if not roles or unknown_roles:
         problems["roles"] = [f"choose from {', '.join(Role.values)}"]

@@ -208,3 +208,13 @@ def test_a_non_admin_cannot_manage_tokens_and_bad_input_changes_nothing(
     person = _client(admin_key).post("/api/v1/api-tokens/", {"user": coordinator.pk, "scopes": ["*"]}, format="json")
     assert person.status_code == 400 and "user" in person.json()["error"]["fields"]
     assert ApiToken.objects.count() == before
+
+
+@pytest.mark.parametrize("username", ["bad name!", "", "LAB-CHI", "Lab-Chi"])
+def test_a_service_account_name_follows_the_username_rule_and_is_new_regardless_of_case(site: Site, username) -> None:
+    service_account_create(username="lab-chi", roles=["auditor"], site_codes=[site.code], actor=None)
+    before = User.objects.count()
+    with pytest.raises(InvalidInput) as refused:
+        service_account_create(username=username, roles=["auditor"], site_codes=[site.code], actor=None)
+    assert "username" in refused.value.fields
+    assert User.objects.count() == before
