@@ -107,8 +107,9 @@ def image_clean(data: bytes, *, filename: str, limits: ImageLimits) -> CleanImag
         raise InvalidInput("the file is empty", fields={"image": ["empty file"]})
     if len(data) > limits.max_bytes:
         raise TooLarge(
-            f"the file is {len(data)} bytes; the limit is {limits.max_bytes}",
-            fields={"image": [f"at most {limits.max_bytes} bytes"]},
+            f"the file is larger than the {limits.max_bytes / 2**20:g} MB limit; send a smaller photograph "
+            "(a phone's 'large' or 'medium' size)",
+            fields={"image": [f"at most {limits.max_bytes / 2**20:g} MB"]},
         )
     detected = detect_type(data[:32])
     if detected is None:

@@ -197,7 +197,10 @@ def enrollment_diagnosis_record(
     if enrollment.diagnosis_status != DiagnosisStatus.PROVISIONAL:
         raise IllegalTransition(f"the diagnosis is already {enrollment.diagnosis_status}, not suspected")
     if enrollment.status != EnrollmentStatus.ACTIVE:
-        raise IllegalTransition(f"a {enrollment.status} enrollment's diagnosis cannot be recorded; resume it first")
+        raise IllegalTransition(
+            f"the enrollment is {enrollment.get_status_display().lower()}: its diagnosis cannot be recorded; "
+            "resume it first"
+        )
     reason = reason.strip()
     if diagnosis_status == DiagnosisStatus.REFUTED and not reason:
         raise InvalidInput("say why the diagnosis was ruled out", fields={"reason": ["required"]})

@@ -490,6 +490,14 @@ LIFECYCLE: dict[str, tuple[type[Form], str]] = {
     "confirm": (OptionalReasonForm, "Confirm the diagnosis: start treatment"),
     "rule-out": (ReasonForm, "Rule out calciphylaxis: complete the enrollment"),
 }
+LIFECYCLE_DONE = {
+    "hold": "Enrollment put on hold.",
+    "resume": "Enrollment resumed.",
+    "complete": "Enrollment completed.",
+    "revoke": "Enrollment revoked.",
+    "confirm": "Diagnosis confirmed: the treatment work has started.",
+    "rule-out": "Calciphylaxis ruled out: the enrollment is completed and its open workup cancelled.",
+}
 
 
 def _lifecycle_call(action: str, enrollment: Enrollment, user: User, data: dict[str, Any]) -> None:
@@ -528,7 +536,7 @@ def enrollment_action(request: HttpRequest, enrollment_id: int, action: str) -> 
                 status = form_error(form, exc)
             else:
                 _audit_enrollment(request, enrollment, f"workspace enrollment {action}")
-                messages.success(request, f"Enrollment {action} done.")
+                messages.success(request, LIFECYCLE_DONE[action])
                 return HttpResponseRedirect(patient_href(enrollment.patient_id))
         else:
             status = 400

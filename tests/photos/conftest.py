@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from django.test import Client
 from PIL import Image
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from pathways.choices import DialysisModality, Role, TaskStatus
 from pathways.models import Enrollment, PathwayTemplate, Site, Task, User, WoundPhoto
+from pathways.services.api_tokens import api_token_issue
 from pathways.services.demo import synthetic_wound_photo
 from pathways.services.enrollment import care_team_add, enrollment_apply
 from pathways.services.observations import ObservationInput, task_complete_with_values
@@ -108,8 +108,9 @@ def other_site_admin_free_user(other_site: Site) -> User:
 
 def api(user: User) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    # A real token through the real authentication (issue 18's hashed tokens), not force_authenticate.
+    _, key = api_token_issue(user=user, audit=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 
