@@ -420,7 +420,10 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         if self.action == "claim":
             # The enrollment comes along for the audit note (the task's patient): one statement fewer per claim.
             return scope_tasks_to_claim(staff(self.request)).select_related("enrollment")
-        return task_list(user=staff(self.request))
+        # A list for one patient narrows the scope itself (the `patient` filter still applies and validates).
+        patient = self.request.query_params.get("patient", "")
+        narrow = int(patient) if self.action == "list" and patient.isdigit() and len(patient) < 18 else None
+        return task_list(user=staff(self.request), patient_id=narrow)
 
     def _done(self, task: Task) -> Response:
         return Response(s.TaskSerializer(task_list(user=staff(self.request)).get(pk=task.pk)).data)

@@ -19,7 +19,7 @@ from pathways.fhir import definitions, resources
 from pathways.fhir.loinc import LOINC_SYSTEM, loinc_map
 from pathways.fhir.outcome import error
 from pathways.fhir.systems import MRN_SYSTEM, OBSERVATION_CODES, ROLE_CODES, plan_definition_url
-from pathways.models import Flag, Observation, User
+from pathways.models import Enrollment, Flag, Observation, User
 from pathways.selectors.access import (
     can_view_audit_log,
     scope_audit_events,
@@ -56,6 +56,9 @@ class ResourceKind:
     params: dict[str, SearchParam] = field(default_factory=dict)
     # Who may read this type at all (others get a 403); None: every member of staff, scoped by the queryset.
     allowed: Callable[[User], bool] | None = None
+    # The scoped queryset narrowed to some patients inside the scope (a search by `patient`), where the scope
+    # is cheaper that way (Task: access.scope_tasks's `enrollments`).
+    for_patients: Callable[[User, list[int]], QuerySet[Any]] | None = None
 
 
 def _ids(values: list[str], kind: str, param: str) -> list[int]:
@@ -260,6 +263,11 @@ KINDS: dict[str, ResourceKind] = {
                 "The due time, Task.restriction.period.end (SearchParameter/task-due)",
             ),
         },
+        for_patients=lambda user, ids: (
+            scope_tasks(user, enrollments=Enrollment.objects.filter(patient_id__in=ids).values("pk"))
+            .select_related("enrollment", "template")
+            .order_by("due_at", "pk")
+        ),
     ),
     "Observation": ResourceKind(
         "Observation",
@@ -388,6 +396,9 @@ def search_apply(kind: ResourceKind, user: User, params: dict[str, list[str]]) -
     if unknown:
         raise error(400, "not-supported", f"unknown search parameter(s): {', '.join(unknown)}", *unknown)
     qs = kind.queryset(user)
+    if kind.for_patients is not None and params.get("patient"):
+        patients = [part.strip() for value in params["patient"] for part in value.split(",") if part.strip()]
+        qs = kind.for_patients(user, _ids(patients, "Patient", "patient"))
     for name, values in params.items():
         if name in kind.params:
             split = [

@@ -8,7 +8,7 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.utils import timezone
 
 from pathways.choices import PRIORITY_RANK
-from pathways.models import Task, User
+from pathways.models import Enrollment, Task, User
 from pathways.selectors.access import scope_task_queue, scope_tasks
 
 # stat > asap > urgent > routine, as a sortable number in SQL.
@@ -33,10 +33,12 @@ def _with_related(qs: QuerySet[Task]) -> QuerySet[Task]:
     )
 
 
-def task_list(*, user: User) -> QuerySet[Task]:
-    """Every task the user may see, most urgent first (priority, then due time)."""
+def task_list(*, user: User, patient_id: int | None = None) -> QuerySet[Task]:
+    """Every task the user may see, most urgent first (priority, then due time); with `patient_id`, only that
+    patient's (narrowed inside the scope, so the list reads that patient's tasks, not the user's whole scope)."""
+    enrollments = None if patient_id is None else Enrollment.objects.filter(patient_id=patient_id).values("pk")
     return (
-        _with_related(scope_tasks(user))
+        _with_related(scope_tasks(user, enrollments=enrollments))
         .annotate(priority_rank=PRIORITY_RANK_SQL)
         .order_by("-priority_rank", "due_at", "pk")
     )

@@ -186,7 +186,7 @@ def patient_page(*, user: User, patient_id: int, now: dt.datetime) -> PatientPag
     if enrollment is None:
         page.columns = [(prong.label, prong.value, [], []) for prong in Prong]
         return page
-    visible = scope_tasks(user).filter(enrollment=enrollment)
+    visible = scope_tasks(user, enrollments=[enrollment.pk])
     open_tasks = list(_rows(visible.filter(status__in=OPEN_TASK_STATUSES)).order_by("due_at", "pk"))
     closed = list(
         _rows(visible.exclude(status__in=OPEN_TASK_STATUSES)).order_by("-updated_at", "-pk")[:CLOSED_TASKS_SHOWN]

@@ -98,3 +98,24 @@ def test_looking_up_one_task_to_claim_reads_a_handful_of_rows(pathway: PathwayTe
     assert task is not None
     # The id is pushed into both branches of the scope: one row each, not the user's whole work.
     assert rows_read(explain(scope_tasks_to_claim(user).filter(pk=task.pk)), "pathways_task") <= 3
+
+
+def test_one_patients_tasks_read_that_patients_rows_not_the_users_whole_scope(pathway: PathwayTemplate, monkeypatch):
+    # The patient page and `?patient=` lists narrow the scope inside both branches: without it PostgreSQL ran the
+    # scope's UNION once per task of the patient, each run reading all the user's work (220 ms at 1M tasks).
+    monkeypatch.setattr(bench_data, "OPEN_TEAMS_PER_SPECIALIST", TEAMS)
+    bench_data.bench_fill(tasks=10 * 3 * TEAMS * 50, now=timezone.now(), progress=False, shape=bench_data.OPEN)
+    user = User.objects.get(username=USER)
+    task = task_queue_for_user(user=user).first()
+    assert task is not None
+    patient_id = task.enrollment.patient_id
+    narrowed = task_list(user=user, patient_id=patient_id)
+    filtered = task_list(user=user).filter(enrollment__patient_id=patient_id)
+    assert list(narrowed.values_list("pk", flat=True)) == list(filtered.values_list("pk", flat=True))
+    own = Task.objects.filter(enrollment__patient_id=patient_id).count()
+    visible_everywhere = task_list(user=user).count()
+    assert visible_everywhere > narrowed.count()  # the user sees other patients' work too
+    # Each branch reads the patient's tasks (twice at most, once per branch), never the user's other patients'.
+    assert rows_read(explain(narrowed), "pathways_task") <= 3 * own, (own, visible_everywhere)
+    response = client_for(user).get(f"/api/v1/tasks/?patient={patient_id}")
+    assert [row["id"] for row in response.json()["results"]] == list(narrowed.values_list("pk", flat=True)[:50])
