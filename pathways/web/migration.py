@@ -8,6 +8,7 @@ selectors/migration.py, write through ONE service (services/migration.py, the AP
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -20,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from pathways.choices import EnrollmentStatus, TemplateStatus
+from pathways.domain.recurrence import RecurrenceSpec
 from pathways.errors import DomainError
 from pathways.models import PathwayTemplate
 from pathways.selectors.migration import (
@@ -51,6 +53,34 @@ class MigrateForm(forms.Form):
 
 def _active() -> PathwayTemplate | None:
     return PathwayTemplate.objects.filter(slug=PATHWAY, status=TemplateStatus.ACTIVE).first()
+
+
+def _readable(name: str, value: Any) -> str:
+    """A diff value as a coordinator reads it: timing in words ("every 7 days", "48 h after each completion"),
+    other structured values as compact JSON, text as it is."""
+    if name == "recurrence" and isinstance(value, dict) and value.get("kind"):
+        try:
+            return RecurrenceSpec.from_fields(kind=value["kind"], first_due={}, recurrence=value).describe()
+        except (KeyError, TypeError, ValueError):
+            pass  # fall through to the JSON form rather than fail the page
+    if name == "first_due" and isinstance(value, dict) and "day" in value:
+        return f"day {value['day']}" + (f" at {value['at']}" if value.get("at") else "")
+    if value is None:
+        return "none"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def readable_diff(diff: dict[str, Any]) -> dict[str, Any]:
+    """PathwayDiff.as_dict() with each changed field's old and new value in words (_readable)."""
+    for section in ("task_templates", "rules"):
+        for change in diff.get(section, {}).get("changed", []):
+            change["fields"] = {
+                name: {"old": _readable(name, v.get("old")), "new": _readable(name, v.get("new"))}
+                for name, v in change.get("fields", {}).items()
+            }
+    return diff
 
 
 @login_required
@@ -96,7 +126,7 @@ def enrollment_migration(request: HttpRequest, enrollment_id: int) -> HttpRespon
             "patient": enrollment.patient,
             "form": form,
             "plan": plan.as_dict(),
-            "diff": diff.as_dict() if diff else None,
+            "diff": readable_diff(diff.as_dict()) if diff else None,
             "patient_href": patient_href(enrollment.patient_id),
         },
         status=status,
@@ -131,7 +161,7 @@ def pathway_migration(request: HttpRequest) -> HttpResponse:
             status = 400
     context: dict[str, Any] = {"form": form, "active": active, "diff": None, "plans": [], "selection": None}
     if active is not None:
-        context["diff"] = pathway_version_diff(pathway=active).as_dict()
+        context["diff"] = readable_diff(pathway_version_diff(pathway=active).as_dict())
         selection = enrollments_for_migration(user=user, slug=PATHWAY, to_version=active.version)
         plans = enrollments_migration_previews(
             ids=selection.ids[:PLANS_SHOWN], to_version=active.version, now=timezone.now()

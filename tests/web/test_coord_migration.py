@@ -116,3 +116,40 @@ def test_the_plan_says_a_chain_waiting_on_its_open_occurrence_continues_and_leav
     assert "wound-assessment" not in html
     assert "team-huddle</code> from now: next 2026-12-02T12:00:00+00:00 → none (the schedule finishes)" in html
     assert "(finished)" not in html
+
+
+def test_the_diff_reads_in_words_not_python_data():
+    # The user test read "recurrence: {'kind': 'interval', 'every_days': 7} -> {...}" on the coordinator's page.
+    from pathways.web.migration import readable_diff
+
+    diff = {
+        "task_templates": {
+            "changed": [
+                {
+                    "code": "wound-assessment",
+                    "fields": {
+                        "recurrence": {
+                            "old": {"kind": "interval", "every_days": 7},
+                            "new": {"kind": "interval", "every_days": 3},
+                        },
+                        "first_due": {"old": {"day": 0}, "new": {"day": 2, "at": "09:00"}},
+                        "applies_if": {"old": {}, "new": {"dialysis_modality": ["HD"]}},
+                        "title": {"old": "Wound check", "new": None},
+                    },
+                },
+                {
+                    "code": "dressing-change",
+                    "fields": {"recurrence": {"old": {"kind": "after_completion", "hours": 48}, "new": {"kind": "x"}}},
+                },
+            ]
+        },
+        "rules": {"changed": []},
+    }
+    fields = readable_diff(diff)["task_templates"]["changed"][0]["fields"]
+    assert fields["recurrence"] == {"old": "every 7 days", "new": "every 3 days"}
+    assert fields["first_due"] == {"old": "day 0", "new": "day 2 at 09:00"}
+    assert fields["applies_if"] == {"old": "{}", "new": '{"dialysis_modality": ["HD"]}'}
+    assert fields["title"] == {"old": "Wound check", "new": "none"}
+    dressing = readable_diff(diff)["task_templates"]["changed"][1]["fields"]["recurrence"]
+    assert dressing["old"] == "48 h after each completion"
+    assert "{" not in dressing["old"]
