@@ -18,7 +18,7 @@ from pathways.api.base import ScopedViewSet, StrictSerializer, staff, validated_
 from pathways.choices import Role, TokenScope
 from pathways.errors import InvalidInput, NotPermitted
 from pathways.models import ApiToken, User
-from pathways.selectors.access import can_manage_api_tokens, scope_api_tokens
+from pathways.selectors.access import can_manage_api_tokens, scope_api_tokens, scope_service_accounts
 from pathways.services.api_tokens import api_token_issue, api_token_revoke, api_token_rotate, service_account_create
 
 
@@ -85,11 +85,15 @@ def _lifetime(days: int | None) -> dt.timedelta | None:
     return dt.timedelta(days=days) if days else None
 
 
-class ServiceAccountViewSet(ScopedViewSet):
-    """Create a non-person account (admins only)."""
+class ServiceAccountViewSet(mixins.ListModelMixin, ScopedViewSet):
+    """List and create non-person accounts (admins only)."""
 
     queryset = User.objects.none()
     serializer_class = ServiceAccountSerializer
+
+    def get_queryset(self) -> QuerySet[User]:
+        _admin(self.request)
+        return scope_service_accounts(staff(self.request)).order_by("username", "pk")
 
     @extend_schema(request=ServiceAccountCreateSerializer, responses={201: ServiceAccountSerializer})
     def create(self, request: Request) -> Response:

@@ -358,6 +358,13 @@ def scope_api_tokens(user: User) -> QuerySet[ApiToken]:
     return ApiToken.objects.none()
 
 
+def scope_service_accounts(user: User) -> QuerySet[User]:
+    """Service accounts (non-person users) the user may list: every one for an admin, none for anyone else."""
+    if is_admin(user):
+        return User.objects.filter(service_account__isnull=False).prefetch_related("sites")
+    return User.objects.none()
+
+
 def can_manage_api_tokens(user: User) -> bool:
     """Service accounts and API tokens are an admin's to create, rotate and revoke."""
     return is_admin(user)

@@ -374,12 +374,13 @@ MATRIX: dict[str, list[Row]] = {
     "user-list": [Row("GET", "/api/v1/users/?role=wound_nursing", ALL_200)],
     # Service accounts and API tokens are an admin's (issue 18); an admin sees every site, so no outsiders.
     "service-account-list": [
+        Row("GET", "/api/v1/service-accounts/", ADMIN_ONLY_200),
         Row(
             "POST",
             "/api/v1/service-accounts/",
             ADMIN_ONLY_201,
             body=lambda w: {"username": "svc-matrix-new", "roles": ["auditor"], "sites": [w.site.code]},
-        )
+        ),
     ],
     "api-token-list": [
         Row("GET", "/api/v1/api-tokens/", ADMIN_ONLY_200),

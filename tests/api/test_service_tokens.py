@@ -218,3 +218,16 @@ def test_a_service_account_name_follows_the_username_rule_and_is_new_regardless_
         service_account_create(username=username, roles=["auditor"], site_codes=[site.code], actor=None)
     assert "username" in refused.value.fields
     assert User.objects.count() == before
+
+
+def test_an_admin_lists_the_service_accounts_and_only_them(site: Site, admin_user: User, coordinator: User) -> None:
+    # The user test found GET /api/v1/service-accounts/ a 405: an admin could create accounts but not list them.
+    service_account_create(username="svc-ehr", roles=["auditor"], site_codes=[site.code], actor=None)
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    listed = client.get("/api/v1/service-accounts/")
+    assert listed.status_code == 200
+    assert [(row["username"], row["sites"]) for row in listed.json()["results"]] == [("svc-ehr", [site.code])]
+    other = APIClient()
+    other.force_authenticate(coordinator)
+    assert other.get("/api/v1/service-accounts/").status_code == 403
