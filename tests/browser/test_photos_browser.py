@@ -104,7 +104,14 @@ def test_a_wound_nurse_photographs_a_lesion_through_the_form(
     driver.find_element(By.ID, "id_body_site").send_keys("left thigh")
     driver.find_element(By.ID, "photo-submit").click()
 
-    attached = driver.find_element(By.CSS_SELECTOR, "#attached-photos img")
+    # The answer page comes after the upload is cleaned and stored: wait for it (a clean-clone CI run looked for
+    # the image while the form page was still shown).
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    attached = WebDriverWait(driver, 20).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "#attached-photos img"))
+    )
     assert attached.get_attribute("alt").startswith("Wound photograph of lesion L1 left thigh, ")
     assert WoundPhoto.objects.get().taken_by == wound_nurse
     assert_accessible(driver)
