@@ -36,6 +36,7 @@ from pathways.api.pagination import MAX_PAGE_SIZE, BoundedLimitOffsetPagination
 from pathways.api.serializers import TaskSerializer
 from pathways.choices import OPEN_TASK_STATUSES
 from pathways.models import Enrollment, PathwayTemplate, Task, TaskTemplate, User
+from pathways.selectors.access import scope_tasks_is_own_work
 from pathways.selectors.tasks import task_list, task_queue_for_user
 from pathways.services.audit import MAX_ENTITY_IDS
 
@@ -70,6 +71,8 @@ class _Compiled:
     page_now: tuple[int, ...]
     # For each selected column: the serializer field it feeds ("" for columns the JSON does not use).
     columns: tuple[str, ...]
+    # The column holding the list's total, when the page carries it (pathways.api.pagination.total_in_page).
+    total_at: int | None
 
 
 _compiled: dict[tuple[Any, ...], _Compiled] = {}
@@ -97,7 +100,7 @@ def _column_field(expression: Any, alias: str | None) -> str:
     return ""
 
 
-def _compile(qs: QuerySet[Task], limit: int, offset: int) -> _Compiled:
+def _compile(qs: QuerySet[Task], limit: int, offset: int, *, in_page: bool) -> _Compiled:
     captured: list[tuple[str, tuple[Any, ...]]] = []
 
     def capture(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -107,7 +110,8 @@ def _compile(qs: QuerySet[Task], limit: int, offset: int) -> _Compiled:
     started = timezone.now()
     with connection.execute_wrapper(capture):
         qs.count()  # the paginator's statement, exactly as DRF issues it
-    page = qs[offset : offset + limit + 1]  # one row more: does another page follow?
+    # One row more: does another page follow? With the total in the page as the paginator puts it there.
+    page = (BoundedLimitOffsetPagination.with_total(qs) if in_page else qs)[offset : offset + limit + 1]
     compiler = page.query.get_compiler(connection=connection)
     page_sql, page_params = compiler.as_sql()
     finished = timezone.now()
@@ -120,6 +124,7 @@ def _compile(qs: QuerySet[Task], limit: int, offset: int) -> _Compiled:
         page_params=tuple(page_params),
         page_now=_now_positions(tuple(page_params), started, finished),
         columns=tuple(_column_field(expr, alias) for expr, _, alias in compiler.select),
+        total_at=next((i for i, (_, _, alias) in enumerate(compiler.select) if alias == "page_total"), None),
     )
 
 
@@ -194,6 +199,8 @@ def _page(request: HttpRequest, kind: str) -> HttpResponse:
         results = [_row_json(row, compiled.columns, now) for row in fetched[:limit]]
         if not has_more and (results or offset == 0):
             count = offset + len(results)  # the page ends the list: its rows are the total
+        elif compiled.total_at is not None and fetched:
+            count = fetched[0][compiled.total_at]
         else:
             cursor.execute(compiled.count_sql, _bind(compiled.count_params, compiled.count_now, now))
             count = cursor.fetchone()[0]
@@ -240,7 +247,9 @@ def _compile_page(kind: str, user_id: int, filters: Any, limit: int, offset: int
     filterset = TaskFilter(filters, queryset=base, request=SimpleNamespace(user=user))  # type: ignore[arg-type]
     if not filterset.is_valid():
         return _error(400, "invalid", json.dumps(filterset.errors))
-    return _compile(filterset.qs, limit, offset)
+    # As the API views say (QueueViewSet, TaskViewSet.total_with_page): the queue and a specialist's tasks.
+    in_page = kind == "queue" or scope_tasks_is_own_work(user)
+    return _compile(filterset.qs, limit, offset, in_page=in_page)
 
 
 def floor_queue(request: HttpRequest) -> HttpResponse:

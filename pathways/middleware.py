@@ -23,7 +23,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
 from pathways.choices import AuditAction
-from pathways.models import Patient, User
+from pathways.models import User
 from pathways.request_context import (
     AuditNote,
     RequestContext,
@@ -129,7 +129,7 @@ class AuditMiddleware:
             entity_type=entity_type,
             entity_id=entity_id,
             entity_ids=note.entity_ids,
-            patient_id=_existing_patient(note.patient_id),
+            patient_id=note.patient_id,
             query=query,
         )
 
@@ -153,10 +153,3 @@ def _error_code(response: HttpResponse) -> str:
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         return str(data["error"].get("code", ""))[:200]
     return "" if response.status_code < 400 else (response.reason_phrase or "")[:200]
-
-
-def _existing_patient(patient_id: int | None) -> int | None:
-    # A patient id taken from a request must exist before it is written (the column is a foreign key).
-    if patient_id is None:
-        return None
-    return patient_id if Patient.objects.filter(pk=patient_id).exists() else None

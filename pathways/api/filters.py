@@ -61,7 +61,11 @@ class TaskFilter(django_filters.FilterSet):
         method="filter_pool",
         help_text="true: unassigned tasks in the caller's specialist roles (any role for coordinators and admins).",
     )
-    status = django_filters.MultipleChoiceFilter(choices=TaskStatus.choices, help_text="Repeat for several.")
+    # distinct=False: a column of the task row itself, so no row can repeat; django-filter's default DISTINCT made
+    # PostgreSQL de-duplicate whole wide rows and count through a subquery (issue 15).
+    status = django_filters.MultipleChoiceFilter(
+        choices=TaskStatus.choices, help_text="Repeat for several.", distinct=False
+    )
     prong = django_filters.ChoiceFilter(choices=Prong.choices)
     role = django_filters.ChoiceFilter(choices=Role.choices)
     priority = django_filters.ChoiceFilter(choices=Priority.choices)
@@ -118,7 +122,7 @@ class PatientFilter(django_filters.FilterSet):
 
 class EnrollmentFilter(django_filters.FilterSet):
     patient = IdFilter(field_name="patient_id")
-    status = django_filters.MultipleChoiceFilter(choices=EnrollmentStatus.choices)
+    status = django_filters.MultipleChoiceFilter(choices=EnrollmentStatus.choices, distinct=False)  # as above
     pathway = django_filters.CharFilter(field_name="pathway_slug")
 
     class Meta:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Window
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -24,7 +24,8 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
     `count` then costs a COUNT statement only when the page cannot tell it: a page that ends the list gives the
     total itself (offset + its rows), so a list that fits on one page runs one statement, not two. `count=false`
     drops the total altogether ("has more" paging: `count` is null, `next` says whether more follow), for
-    clients that page through long lists and need no total (docs/api.md; issue 15)."""
+    clients that page through long lists and need no total (docs/api.md; issue 15). On lists bounded by the
+    user's own work the total comes with the page in one statement (`total_in_page`)."""
 
     default_limit = 50
     max_limit = MAX_PAGE_SIZE
@@ -61,6 +62,25 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
             return text in _TRUE
         raise ValidationError({self.count_query_param: ["must be true or false"]})
 
+    @staticmethod
+    def total_in_page(queryset: QuerySet[Any], view: Any) -> bool:
+        """Whether the page's own statement should carry the total (`COUNT(*) OVER ()`), sparing the COUNT.
+
+        Only where the view says its list is bounded by the user's own work (`total_with_page`: the queue, a
+        specialist's care-team tasks): the window makes PostgreSQL hold every matching row before the page is
+        cut, which costs less than a second statement for hundreds of rows, and far more for a site's or the
+        network's whole table, which keep their COUNT (issue 15; docs/benchmarks.md)."""
+        return (
+            bool(getattr(view, "total_with_page", False))
+            and not queryset.query.distinct
+            and not queryset.query.combinator
+        )
+
+    @staticmethod
+    def with_total(queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """`queryset` with each row carrying the number of rows in the whole list (`page_total`)."""
+        return queryset.annotate(page_total=Window(Count("*")))
+
     def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any] | None:
         self.request = request
         self.limit = self.get_limit(request)
@@ -68,7 +88,9 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
             return None
         self.offset = self.get_offset(request)
         want_count = self.wants_count(request)
-        rows = list(queryset[self.offset : self.offset + self.limit + 1])
+        in_page = want_count and self.total_in_page(queryset, view)
+        page = self.with_total(queryset) if in_page else queryset
+        rows = list(page[self.offset : self.offset + self.limit + 1])
         self.has_more = len(rows) > self.limit
         rows = rows[: self.limit]
         count: int | None
@@ -76,6 +98,8 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
             count = None
         elif not self.has_more and (rows or self.offset == 0):
             count = self.offset + len(rows)  # this page ends the list
+        elif in_page and rows:
+            count = rows[0].page_total
         else:
             count = self.get_count(queryset)
         self.count = count  # type: ignore[assignment]

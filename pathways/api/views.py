@@ -42,6 +42,8 @@ from pathways.selectors.access import (
     scope_pathway_templates,
     scope_patients,
     scope_sites,
+    scope_tasks,
+    scope_tasks_is_own_work,
     scope_tasks_to_claim,
 )
 from pathways.selectors.migration import (
@@ -416,29 +418,44 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     serializer_class = s.TaskSerializer
     filterset_class = TaskFilter
 
+    # The actions that change a task: the view reads the row locked, in the user's scope, with what the
+    # service and the serializer need (task_services.tasks_for_update), and hands it to the service.
+    changes = frozenset(
+        {"assign", "claim", "unclaim", "accept", "start", "complete", "cancel", "fail", "hold", "resume"}
+    )
+
     def get_queryset(self) -> QuerySet[Any]:
+        user = staff(self.request)
         if self.action == "claim":
-            # The enrollment comes along for the audit note (the task's patient): one statement fewer per claim.
-            return scope_tasks_to_claim(staff(self.request)).select_related("enrollment")
+            return task_services.tasks_for_update(scope_tasks_to_claim(user))
+        if self.action in self.changes:
+            return task_services.tasks_for_update(scope_tasks(user))
         # A list for one patient narrows the scope itself (the `patient` filter still applies and validates).
         patient = self.request.query_params.get("patient", "")
         narrow = int(patient) if self.action == "list" and patient.isdigit() and len(patient) < 18 else None
-        return task_list(user=staff(self.request), patient_id=narrow)
+        return task_list(user=user, patient_id=narrow)
+
+    @property
+    def total_with_page(self) -> bool:
+        # A specialist's tasks are their care teams' (pathways.api.pagination.total_in_page).
+        return scope_tasks_is_own_work(staff(self.request))
 
     def _done(self, task: Task) -> Response:
-        return Response(s.TaskSerializer(task_list(user=staff(self.request)).get(pk=task.pk)).data)
+        # The row the service changed, as it stands now: no second read (issue 15).
+        return Response(s.TaskSerializer(task).data)
 
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk: str) -> Response:
         """Assign to a user holding the task's role (or null: back to the pool). Coordinators and admins."""
         task = self.get_object()
         data = _validated(s.TaskAssignSerializer, request)
-        task_services.task_assign(
+        task = task_services.task_assign(
             task_id=task.pk,
             assignee=data["assignee"],
             actor=staff(request),
             expected_version=data["version"],
             reason=data["reason"],
+            locked=task,
         )
         return self._done(task)
 
@@ -447,7 +464,9 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         """Take a task from your role's pool: assigned to you and accepted."""
         task = self.get_object()
         data = _validated(s.TaskVersionSerializer, request)
-        task_services.task_claim(task_id=task.pk, actor=staff(request), expected_version=data["version"])
+        task = task_services.task_claim(
+            task_id=task.pk, actor=staff(request), expected_version=data["version"], locked=task
+        )
         return self._done(task)
 
     @action(detail=True, methods=["post"])
@@ -455,19 +474,22 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         """Give your task back to the role pool."""
         task = self.get_object()
         data = _validated(s.TaskVersionSerializer, request)
-        task_services.task_unclaim(task_id=task.pk, actor=staff(request), expected_version=data["version"])
+        task = task_services.task_unclaim(
+            task_id=task.pk, actor=staff(request), expected_version=data["version"], locked=task
+        )
         return self._done(task)
 
     def _transition(self, request: Request, to_status: str, serializer_class: type[BaseSerializer]) -> Response:
         task = self.get_object()
         data = _validated(serializer_class, request)
-        task_services.task_transition(
+        task = task_services.task_transition(
             task_id=task.pk,
             to_status=to_status,
             actor=staff(request),
             expected_version=data["version"],
             reason=data.get("reason", ""),
             outcome=data.get("outcome", ""),
+            locked=task,
         )
         return self._done(task)
 
@@ -496,12 +518,13 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         """Put on hold with a reason, optionally until a time; resume returns it to where it was."""
         task = self.get_object()
         data = _validated(s.TaskHoldSerializer, request)
-        task_services.task_hold(
+        task = task_services.task_hold(
             task_id=task.pk,
             actor=staff(request),
             expected_version=data["version"],
             reason=data["reason"],
             until=data["until"],
+            locked=task,
         )
         return self._done(task)
 
@@ -509,7 +532,9 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
     def resume(self, request: Request, pk: str) -> Response:
         task = self.get_object()
         data = _validated(s.TaskVersionSerializer, request)
-        task_services.task_resume(task_id=task.pk, actor=staff(request), expected_version=data["version"])
+        task = task_services.task_resume(
+            task_id=task.pk, actor=staff(request), expected_version=data["version"], locked=task
+        )
         return self._done(task)
 
     @action(detail=True, methods=["get"])
@@ -529,6 +554,9 @@ class QueueViewSet(mixins.ListModelMixin, ScopedViewSet):
     queryset = Task.objects.none()
     serializer_class = s.TaskSerializer
     filterset_class = TaskFilter
+
+    # The queue is the user's own work, never a site's: its page carries its total (pagination.total_in_page).
+    total_with_page = True
 
     def get_queryset(self) -> QuerySet[Any]:
         return task_queue_for_user(user=staff(self.request))

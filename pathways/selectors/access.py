@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Value
 
 from pathways.choices import OPEN_TASK_STATUSES, SPECIALIST_ROLES, Role
 from pathways.models import (
@@ -157,6 +157,13 @@ def scope_tasks(user: User, *, open_only: bool = False, enrollments: Any = None)
     return qs.filter(pk__in=_care_team_task_ids(user, open_only=open_only, enrollments=enrollments))
 
 
+def scope_tasks_is_own_work(user: User) -> bool:
+    """Whether scope_tasks(user) is bounded by the user's own care teams (a specialist's), rather than by
+    their sites (coordinators, auditors) or the network (admins): what a list may cost to total in one
+    statement (pathways.api.pagination)."""
+    return not (is_admin(user) or is_coordinator(user) or is_auditor(user))
+
+
 def scope_task_queue(user: User) -> QuerySet[Task]:
     """The user's open work ("my queue"), within scope_tasks: the open tasks assigned to them, plus the open
     pools of the roles they hold on their live care teams. For a specialist that is exactly their open
@@ -264,14 +271,21 @@ def can_act_on_task(user: User | None, task: Task, action: str) -> bool:
         return True
     if is_auditor(user) and not (is_coordinator(user) or specialist_roles(user)):
         return False
-    if not user.sites.filter(pk=task.enrollment.patient.site_id).exists():
-        return False
-    team_roles = set(
-        CareTeamMember.objects.filter(enrollment_id=task.enrollment_id, user=user, period_end__isnull=True).values_list(
-            "role", flat=True
-        )
+    # One statement: a marker row if the user works at the task's site, and the roles they hold on its team.
+    at_site = (
+        User.sites.through.objects.filter(user_id=user.pk, site_id=task.enrollment.patient.site_id)
+        .annotate(found=Value(_AT_SITE, output_field=CharField()))
+        .values_list("found", flat=True)  # type: ignore[misc]  # the annotation above (django-stubs)
     )
-    return _may_act(user, task, action, in_site=True, team_roles=team_roles)
+    team = CareTeamMember.objects.filter(enrollment_id=task.enrollment_id, user=user, period_end__isnull=True)
+    # order_by(): no ORDER BY inside the UNION's parts (SQLite refuses one; the model orders memberships).
+    found = set(at_site.order_by().union(team.order_by().values_list("role", flat=True), all=True))
+    if _AT_SITE not in found:
+        return False
+    return _may_act(user, task, action, in_site=True, team_roles=found - {_AT_SITE})
+
+
+_AT_SITE = "@site"  # not a role name (roles are lower-case words)
 
 
 def task_actions_allowed(user: User, tasks: Iterable[Task], actions: Iterable[str]) -> dict[int, frozenset[str]]:

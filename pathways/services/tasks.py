@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from pathways.choices import OPEN_TASK_STATUSES, TaskEventKind, TaskStatus
@@ -89,13 +90,19 @@ def task_changes_record(changes: Sequence[TaskChange]) -> None:
     TaskEvent.objects.bulk_create(events)
 
 
-def _lock(task_id: int) -> Task:
+def tasks_for_update(qs: QuerySet[Task]) -> QuerySet[Task]:
+    """`qs` as a change reads its rows: each task row locked (`FOR UPDATE` of the task only), with what the
+    transition function, the permission check and the task serializer read (the enrollment, its patient and
+    pinned pathway version, the template). A view that looks a task up in the user's scope this way, and hands
+    the row to a service as `locked`, takes one lock and one read per change (issue 15)."""
+    return qs.select_for_update(of=("self",)).select_related("enrollment__patient", "enrollment__template", "template")
+
+
+def _lock(task_id: int, locked: Task | None = None) -> Task:
+    if locked is not None and locked.pk == task_id:
+        return locked
     try:
-        return (
-            Task.objects.select_for_update(of=("self",))
-            .select_related("enrollment__patient", "template")
-            .get(pk=task_id)
-        )
+        return tasks_for_update(Task.objects.all()).get(pk=task_id)
     except Task.DoesNotExist as exc:
         raise NotFound(f"task {task_id} not found") from exc
 
@@ -169,7 +176,7 @@ def _apply_change(
     `locked`: the row as the calling service already locked it in this transaction (one row lock per
     transition: a second SELECT … FOR UPDATE of the same row only costs a round trip, issue 15)."""
     now = now or timezone.now()
-    task = locked if locked is not None and locked.pk == task_id else _lock(task_id)
+    task = _lock(task_id, locked)
     if expected_version is not None and task.version != expected_version:
         raise StaleVersion(
             f"task {task.pk} is at version {task.version}, not {expected_version}: reload it and try again"
@@ -265,10 +272,14 @@ def task_transition(
     outcome: str = "",
     data: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
+    locked: Task | None = None,
 ) -> Task:
-    """Move a task to `to_status` (accept, start, complete, cancel, fail, entered-in-error)."""
+    """Move a task to `to_status` (accept, start, complete, cancel, fail, entered-in-error). `locked`, here and
+    in the other task services: the row as the caller read it with `tasks_for_update` in this transaction."""
     if to_status == S.ON_HOLD:
-        return task_hold(task_id=task_id, actor=actor, expected_version=expected_version, reason=reason, now=now)
+        return task_hold(
+            task_id=task_id, actor=actor, expected_version=expected_version, reason=reason, now=now, locked=locked
+        )
     action = ACTION_FOR_STATUS.get(to_status, to_status)
     return _apply_change(
         task_id=task_id,
@@ -280,6 +291,7 @@ def task_transition(
         outcome=outcome,
         data=data,
         now=now,
+        locked=locked,
     )
 
 
@@ -292,6 +304,7 @@ def task_hold(
     reason: str,
     until: dt.datetime | None = None,
     now: dt.datetime | None = None,
+    locked: Task | None = None,
 ) -> Task:
     """Put an open task on hold, optionally until a time; it resumes to the status it was held from."""
     if until is not None:
@@ -306,15 +319,21 @@ def task_hold(
         hold_until=until,
         data={"until": until.isoformat()} if until else None,
         now=now,
+        locked=locked,
     )
 
 
 @transaction.atomic
 def task_resume(
-    *, task_id: int, actor: User | None, expected_version: int | None, now: dt.datetime | None = None
+    *,
+    task_id: int,
+    actor: User | None,
+    expected_version: int | None,
+    now: dt.datetime | None = None,
+    locked: Task | None = None,
 ) -> Task:
     """Return a held task to the status it was held from."""
-    task = _lock(task_id)
+    task = _lock(task_id, locked)
     if task.status != S.ON_HOLD:
         raise IllegalTransition(f"only an on-hold task can be resumed; this one is {task.status}")
     return _apply_change(
@@ -337,9 +356,10 @@ def task_assign(
     expected_version: int | None,
     reason: str = "",
     now: dt.datetime | None = None,
+    locked: Task | None = None,
 ) -> Task:
     """Assign an open task to a user (or back to the pool with None); the assignee must hold the task's role."""
-    task = _lock(task_id)
+    task = _lock(task_id, locked)
     if task.status not in OPEN_TASK_STATUSES:
         raise IllegalTransition(f"a {task.status} task cannot be assigned")
     if assignee is not None:
@@ -368,9 +388,16 @@ def task_assign(
 
 
 @transaction.atomic
-def task_claim(*, task_id: int, actor: User, expected_version: int | None, now: dt.datetime | None = None) -> Task:
+def task_claim(
+    *,
+    task_id: int,
+    actor: User,
+    expected_version: int | None,
+    now: dt.datetime | None = None,
+    locked: Task | None = None,
+) -> Task:
     """Take a task from one's role pool: assign it to oneself and accept it."""
-    task = _lock(task_id)
+    task = _lock(task_id, locked)
     if task.assignee_id is not None:
         raise IllegalTransition("this task is already assigned; it is no longer in the pool")
     if task.status != S.REQUESTED:
@@ -388,9 +415,16 @@ def task_claim(*, task_id: int, actor: User, expected_version: int | None, now: 
 
 
 @transaction.atomic
-def task_unclaim(*, task_id: int, actor: User, expected_version: int | None, now: dt.datetime | None = None) -> Task:
+def task_unclaim(
+    *,
+    task_id: int,
+    actor: User,
+    expected_version: int | None,
+    now: dt.datetime | None = None,
+    locked: Task | None = None,
+) -> Task:
     """Give one's task back to the role pool (accepted/requested -> requested, unassigned)."""
-    task = _lock(task_id)
+    task = _lock(task_id, locked)
     to_status = S.REQUESTED if task.status == S.ACCEPTED else None
     if task.status not in (S.REQUESTED, S.ACCEPTED):
         raise IllegalTransition(f"a task cannot go from {task.status} to {S.REQUESTED}")

@@ -11,12 +11,12 @@ from tests.api.conftest import World, client_for
 pytestmark = pytest.mark.django_db
 
 
-def _get(world: World, url: str) -> tuple[dict, list[str]]:
-    client = client_for(world.users["coordinator"])
+def _get(world: World, url: str, user: str = "coordinator") -> tuple[dict, list[str]]:
+    client = client_for(world.users[user])
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
     assert response.status_code == 200, response.content[:300]
-    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    counts = [q["sql"] for q in queries.captured_queries if 'AS "__count"' in q["sql"]]
     return response.json(), counts
 
 
@@ -61,3 +61,30 @@ def test_a_malformed_count_parameter_is_a_400(world: World, value: str) -> None:
     response = client_for(world.users["coordinator"]).get(f"/api/v1/tasks/?count={value}")
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"count": ["must be true or false"]}
+
+
+@pytest.mark.parametrize("url", ["/api/v1/queue/", "/api/v1/tasks/", "/api/v1/tasks/?status=requested"])
+def test_lists_bounded_by_the_users_own_work_carry_their_total_in_the_page_statement(world: World, url: str) -> None:
+    # The queue and a specialist's care-team tasks: the page's statement carries COUNT(*) OVER (), no COUNT.
+    join = "&" if "?" in url else "?"
+    full, _ = _get(world, f"{url}{join}limit=200", user="wound_nurse")
+    total = full["count"]
+    assert total >= 2, "the world gives the wound nurse at least two tasks here"
+    client = client_for(world.users["wound_nurse"])
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"{url}{join}limit=1")
+    body = response.json()
+    assert (body["count"], len(body["results"]), body["results"][0]["id"]) == (total, 1, full["results"][0]["id"])
+    selects = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert not any('AS "__count"' in sql for sql in selects)
+    assert sum("COUNT(*) OVER ()" in sql for sql in selects) == 1, selects
+    assert "page_total" not in body["results"][0]
+    # Past the end of the list the page has no rows to carry the total: one COUNT, the right total.
+    beyond, counts = _get(world, f"{url}{join}limit=1&offset={total + 3}", user="wound_nurse")
+    assert (beyond["count"], beyond["results"], len(counts)) == (total, [], 1)
+
+
+def test_a_coordinators_site_wide_list_keeps_its_count_statement(world: World) -> None:
+    # A site's tasks can be a whole table: a window would hold every row before the page is cut.
+    first, counts = _get(world, "/api/v1/tasks/?limit=1")
+    assert first["next"] is not None and len(counts) == 1

@@ -113,12 +113,15 @@ def test_a_user_disabled_at_the_provider_cannot_start_a_session(
     driver: Any, live_server: Any, oidc_provider: Provider, chi: Site
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     _sign_in(driver, live_server, oidc_provider, "op-wound")
     _wait_url(driver, lambda url: url == f"{live_server.url}{reverse('workspace:my-work')}")
 
     oidc_provider.set_users(DEFAULT_USERS, disabled=("op-wound",))
     _sign_in(driver, live_server, oidc_provider, "op-wound")
+    # The provider answers the submitted form with a new page: wait for it rather than read the old one.
+    WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.ID, "op-error"))
     assert driver.find_element(By.ID, "op-error").text == "This account is disabled."
     driver.get(f"{live_server.url}{reverse('workspace:my-work')}")
     assert _path(driver, live_server).startswith("/accounts/login/")
