@@ -142,8 +142,13 @@ class Task(models.Model):
             # their care teams (or each of their tasks) with both columns in the index condition, whichever way
             # PostgreSQL drives it, instead of reading every task of the team (issue 15).
             models.Index(fields=["assignee", "enrollment"], name="pathways_task_assignee_enr"),
-            # "Overdue" and the escalation sweep: open tasks by due time.
-            models.Index(fields=["due_at"], name="pathways_task_open_due", condition=OPEN_Q),
+            # "Overdue" and the escalation sweep: open tasks by due time. It carries the enrollment and the prong
+            # so a count of open overdue work ("overdue=true&prong=…", a coordinator's list) reads this index
+            # alone: without them PostgreSQL preferred the report index below, whose entries are every task ever
+            # due (a history of 1M tasks read to count a site's 318: 256 ms at 100,000 open tasks, issue 15).
+            models.Index(
+                fields=["due_at"], include=["enrollment", "prong"], name="pathways_task_open_due", condition=OPEN_Q
+            ),
             # Adherence reports: every task due in a window, whatever its status. It carries every column the
             # report queries read, so they scan this index alone (index-only, in parallel), not the wide rows
             # (0005 replaced 0004's plain due_at index; docs/benchmarks.md, "Adherence"). Nothing more: 0008
