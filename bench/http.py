@@ -94,6 +94,8 @@ def gunicorn_server(*, workers: int) -> Iterator[str]:
         "-m",
         "gunicorn",
         "carepath.wsgi:application",
+        "--config",
+        "python:carepath.gunicorn_conf",
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",

@@ -72,3 +72,18 @@ def test_the_inline_image_installs_the_pinned_requirements() -> None:
     dockerfile = SERVICES["web"]["build"]["dockerfile_inline"]
     assert "COPY requirements.txt" in dockerfile and (ROOT / "requirements.txt").exists()
     assert "pip install --no-cache-dir -r requirements.txt" in dockerfile
+
+
+def test_each_gunicorn_worker_freezes_what_it_loaded_once_the_application_is_up() -> None:
+    # carepath.gunicorn_conf.post_worker_init: the framework's long-lived objects leave the collector's passes.
+    import gc
+
+    from carepath import gunicorn_conf
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        gunicorn_conf.post_worker_init(object())
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, InternalError, ProgrammingError, connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from pathways.choices import AuditAction, AuditOutcome, TaskStatus
@@ -267,3 +268,35 @@ def test_patient_names_never_reach_the_logs(world: World, caplog: pytest.LogCapt
     Client().get("/dashboard/")
     text = caplog.text + json.dumps(list(AuditEvent.objects.values("subtype", "query", "outcome_desc", "path")))
     assert world.patient.family_name not in text
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_an_audited_list_writes_its_event_and_sites_in_one_statement(world: World) -> None:
+    # Issue 15: the event, the sites it concerns and the patient's existence check were four statements.
+    client = client_for(world.users["wound_nurse"])
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/v1/tasks/")
+    assert response.status_code == 200
+    writes = [q["sql"] for q in queries.captured_queries if "pathways_audit" in q["sql"]]
+    assert len(writes) == 1 and writes[0].startswith("WITH event AS (INSERT INTO")
+    event = _event_for(response)
+    task_sites = set(
+        Task.objects.filter(pk__in=[int(i) for i in event.entity_ids]).values_list(
+            "enrollment__patient__site_id", flat=True
+        )
+    )
+    assert task_sites and set(event.site_links.values_list("site_id", flat=True)) == task_sites
+
+
+@pytest.mark.django_db
+def test_an_event_naming_a_patient_that_does_not_exist_stores_no_patient(world: World) -> None:
+    # The request's patient id is kept only if such a patient exists (the column is a foreign key); the event
+    # then concerns the actor's sites, as an event without a patient does.
+    actor = world.users["coordinator"]
+    event = audit_services.audit_record(action="R", subtype="read", actor=actor, patient_id=987654321)
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (stored.patient_id, event.patient_id) == (None, None)
+    assert set(stored.site_links.values_list("site_id", flat=True)) == set(actor.sites.values_list("pk", flat=True))
+    huge = audit_services.audit_record(action="R", subtype="read", actor=actor, patient_id=10**30)
+    assert AuditEvent.objects.get(pk=huge.pk).patient_id is None

@@ -58,3 +58,53 @@ def test_each_task_service_locks_the_row_once(task: Task, wound_nurse: User, coo
         assert _row_locks_of(task, lambda step=step, version=version: step(version)) == 1, name
     task.refresh_from_db()
     assert (task.status, task.assignee_id) == (TaskStatus.ACCEPTED, wound_nurse.pk)
+
+
+@pytest.mark.postgres
+def test_each_api_action_reads_the_task_once_locked_and_answers_with_the_changed_row(
+    task: Task, wound_nurse: User, coordinator: User
+) -> None:
+    # The view looks the task up in the user's scope FOR UPDATE and hands that row to the service, which neither
+    # locks nor reads it again, and the answer is the changed row: what a fresh GET of the task shows.
+    from tests.api.conftest import client_for
+
+    steps = [
+        (wound_nurse, "claim", {}),
+        (wound_nurse, "unclaim", {}),
+        (coordinator, "assign", {"assignee": wound_nurse.pk}),
+        (coordinator, "hold", {"reason": "synthetic"}),
+        (coordinator, "resume", {}),
+        (wound_nurse, "accept", {}),
+        (wound_nurse, "start", {}),
+        (wound_nurse, "complete", {"outcome": "Assessed (synthetic)."}),
+    ]
+    for user, action, body in steps:
+        client = client_for(user)
+        version = Task.objects.get(pk=task.pk).version
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(f"/api/v1/tasks/{task.pk}/{action}/", {"version": version, **body}, format="json")
+        assert response.status_code == 200, (action, response.content[:300])
+        # This task's reads (completing one also locks the enrollment's tasks waiting for it: other rows).
+        task_reads = [
+            q["sql"]
+            for q in queries.captured_queries
+            if q["sql"].startswith('SELECT "pathways_task"."id"') and f'"pathways_task"."id" = {task.pk}' in q["sql"]
+        ]
+        assert len(task_reads) == 1 and "FOR UPDATE" in task_reads[0], (action, len(task_reads))
+        assert response.json() == client.get(f"/api/v1/tasks/{task.pk}/").json(), action
+        assert response.json()["version"] == version + 1, action
+    task.refresh_from_db()
+    assert task.status == TaskStatus.COMPLETED
+
+
+@pytest.mark.postgres
+def test_an_action_on_a_task_out_of_scope_is_a_404_before_its_body_is_read(task: Task, nephrologist: User) -> None:
+    # The nephrologist is on no care team of this patient: the locked lookup in scope finds nothing, whatever the
+    # body says (a malformed one must not reveal that the task exists).
+    from tests.api.conftest import client_for
+
+    client = client_for(nephrologist)
+    for body in ({"version": task.version}, {"version": "not a number"}, {}):
+        response = client.post(f"/api/v1/tasks/{task.pk}/claim/", body, format="json")
+        assert response.status_code == 404, body
+    assert Task.objects.get(pk=task.pk).version == task.version
