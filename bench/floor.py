@@ -247,8 +247,9 @@ def _compile_page(kind: str, user_id: int, filters: Any, limit: int, offset: int
     filterset = TaskFilter(filters, queryset=base, request=SimpleNamespace(user=user))  # type: ignore[arg-type]
     if not filterset.is_valid():
         return _error(400, "invalid", json.dumps(filterset.errors))
-    # As the API views say (QueueViewSet, TaskViewSet.total_with_page): the queue and a specialist's tasks.
-    in_page = kind == "queue" or scope_tasks_is_own_work(user)
+    # The paginator's rule, with what the API views say (QueueViewSet; TaskViewSet.total_with_page).
+    view = SimpleNamespace(total_with_page=kind == "queue" or scope_tasks_is_own_work(user))
+    in_page = BoundedLimitOffsetPagination.total_in_page(filterset.qs, view)
     return _compile(filterset.qs, limit, offset, in_page=in_page)
 
 

@@ -170,7 +170,7 @@ def scope_task_queue(user: User) -> QuerySet[Task]:
     scope_tasks. Coordinators, auditors and admins see more than they work: theirs is the same two kinds within
     their scope (their sites; admins everywhere), again starting from their own rows (the assignee index, their
     memberships), never from their sites' whole open work."""
-    if not (is_admin(user) or is_coordinator(user) or is_auditor(user)):
+    if scope_tasks_is_own_work(user):
         return scope_tasks(user, open_only=True)
     tasks = Task.objects.order_by().filter(status__in=OPEN_TASK_STATUSES)
     membership = CareTeamMember.objects.filter(
@@ -187,7 +187,7 @@ def scope_task_queue(user: User) -> QuerySet[Task]:
 def scope_tasks_to_claim(user: User) -> QuerySet[Task]:
     """Tasks a user may try to claim: those in scope_tasks, plus their role's tasks on their care teams that a
     colleague has just taken, so that losing a claim race is a 409 ("already assigned"), not a 404."""
-    if is_admin(user) or is_coordinator(user) or is_auditor(user):
+    if not scope_tasks_is_own_work(user):
         return scope_tasks(user)
     return Task.objects.filter(pk__in=_care_team_task_ids(user, open_only=False, pool_any_assignee=True))
 
