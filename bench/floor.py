@@ -7,8 +7,9 @@ list (pathways.api.pagination); the audit INSERT; COMMIT. The COUNT and SELECT a
 statements: the first request for a (user, page, query) compiles them through the very selectors and
 filterset the API uses, and keeps the SQL text; later requests only bind fresh parameters ("now") and execute
 it. The difference between a page and its floor (docs/benchmarks.md) is therefore the framework's cost:
-DRF's request/response cycle, authentication classes, filterset and paginator, model instances and the
-serializer, and the audit middleware's bookkeeping.
+DRF's request/response cycle, authentication classes, the paginator, the serializer, and the audit middleware's
+bookkeeping. The API's task list and queue compile once per user and request as well (pathways.api.compiled),
+with a key that also holds the user's roles and flags.
 
 Mounted only by the benchmark's URLconf (bench/urls.py, under carepath.bench_settings), at /bench-floor/, outside
 /api/v1/.

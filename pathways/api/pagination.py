@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, QuerySet, Window
+from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -12,6 +14,9 @@ from rest_framework.utils.urls import replace_query_param
 
 from pathways.domain import units
 from pathways.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from pathways.api.compiled import CompiledPage
 
 MAX_PAGE_SIZE = 200
 _TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
@@ -81,30 +86,56 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         """`queryset` with each row carrying the number of rows in the whole list (`page_total`)."""
         return queryset.annotate(page_total=Window(Count("*")))
 
-    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any] | None:
+    def page_request(self, request: Request) -> tuple[int, int, bool]:
+        """The request's limit, offset and whether it wants the total (400 on a malformed or too large value)."""
         self.request = request
         self.limit = self.get_limit(request)
-        if self.limit is None:
-            return None
         self.offset = self.get_offset(request)
-        want_count = self.wants_count(request)
+        return self.limit or self.default_limit, self.offset, self.wants_count(request)
+
+    def _settle(
+        self, rows: list[Any], *, want_count: bool, total: Callable[[Any], int] | None, count: Callable[[], int]
+    ) -> list[Any]:
+        # `rows`: the page read with one row more. The total: none; the page's own when it ends the list; the
+        # first row's `total` when the page carries it; else `count()`.
+        limit, offset = self.limit or self.default_limit, self.offset or 0
+        self.has_more = len(rows) > limit
+        rows = rows[:limit]
+        found: int | None
+        if not want_count:
+            found = None
+        elif not self.has_more and (rows or offset == 0):
+            found = offset + len(rows)  # this page ends the list
+        elif total is not None and rows:
+            found = total(rows[0])
+        else:
+            found = count()
+        self.count = found  # type: ignore[assignment]
+        self.display_page_controls = found is not None and found > limit and self.template is not None
+        return rows
+
+    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any] | None:
+        limit, offset, want_count = self.page_request(request)
         in_page = want_count and self.total_in_page(queryset, view)
         page = self.with_total(queryset) if in_page else queryset
-        rows = list(page[self.offset : self.offset + self.limit + 1])
-        self.has_more = len(rows) > self.limit
-        rows = rows[: self.limit]
-        count: int | None
-        if not want_count:
-            count = None
-        elif not self.has_more and (rows or self.offset == 0):
-            count = self.offset + len(rows)  # this page ends the list
-        elif in_page and rows:
-            count = rows[0].page_total
-        else:
-            count = self.get_count(queryset)
-        self.count = count  # type: ignore[assignment]
-        self.display_page_controls = count is not None and count > self.limit and self.template is not None
-        return rows
+        return self._settle(
+            list(page[offset : offset + limit + 1]),
+            want_count=want_count,
+            total=(lambda row: row.page_total) if in_page else None,
+            count=lambda: self.get_count(queryset),
+        )
+
+    def paginate_compiled(self, page: CompiledPage, request: Request) -> list[Any]:
+        """The same paging from a compiled page (pathways.api.compiled): its rows as objects for the serializer."""
+        self.page_request(request)
+        now = timezone.now()
+        rows = self._settle(
+            page.rows(now),
+            want_count=page.count is not None,
+            total=page.total if page.total_at is not None else None,
+            count=lambda: page.counted(now),
+        )
+        return page.objects(rows)
 
     def get_next_link(self) -> str | None:
         if not self.has_more:

@@ -17,6 +17,7 @@ from rest_framework.serializers import BaseSerializer
 
 from pathways.api import serializers as s
 from pathways.api.base import ScopedReadOnlyViewSet, ScopedViewSet, staff, validated_body
+from pathways.api.compiled import CompiledListMixin
 from pathways.api.filters import EnrollmentFilter, NotificationFilter, PathwayFilter, PatientFilter, TaskFilter
 from pathways.choices import TaskStatus
 from pathways.domain.units import to_int
@@ -410,7 +411,7 @@ def _task_action_schema(request_serializer: type[BaseSerializer]) -> Any:
     fail=_task_action_schema(s.TaskReasonSerializer),
     events=extend_schema(request=None, responses=s.TaskEventSerializer(many=True)),
 )
-class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class TaskViewSet(CompiledListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     """Tasks the caller may see, most urgent first. Every action needs the task's current `version`."""
 
     # Fail closed: the real queryset is always the scoped one from get_queryset (this gives the schema its model).
@@ -546,7 +547,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
 
 
 @extend_schema_view(list=extend_schema(summary="My queue: assigned to me + my roles' pools on my care teams"))
-class QueueViewSet(mixins.ListModelMixin, ScopedViewSet):
+class QueueViewSet(CompiledListMixin, mixins.ListModelMixin, ScopedViewSet):
     """The caller's work: open tasks assigned to them plus the pools of their roles on the care teams they are
     on. Overdue first, then priority (stat > asap > urgent > routine), then due time."""
 

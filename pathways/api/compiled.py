@@ -1,0 +1,313 @@
+"""Compiled list pages: the task list and the queue build and compile their scoped, filtered query once per user
+and request, then only bind "now" and run it (issue 15; docs/benchmarks.md, "Compiled pages").
+
+Building a page's queryset (the scope selectors, the filterset) and compiling it to SQL took about a quarter of
+each request, and so did turning its rows into model instances. A page is compiled once into a `CompiledPage`:
+its SQL and parameters, where "now" sits among them, the COUNT the paginator would run, and how a row's columns
+feed the serializer. Later requests with the same key run the same SQL with a fresh "now" and hand the
+serializer light row objects with the attributes it reads (`TaskSerializer` reads attributes only).
+
+Why a cached page can never show what the ORM would not (tests/api/test_compiled_pages.py):
+- **The key holds everything the SQL is built from:** the view and its action, every column of the user's row
+  (roles, flags, `is_active`, …) and every query parameter. Sites and care-team memberships are subqueries in
+  the SQL, read when it runs, so a site or care-team change shows on the very next request.
+- **Only a pure build is kept.** If building the queryset ran any statement (a filter that looks a row up, a
+  selector that reads a table in Python), its SQL could depend on the database's state, and it is used for this
+  request only.
+- **Time is rebound, never kept.** A `datetime` parameter made while the query was built is "now" and is bound
+  afresh on every request. A page with any other parameter that is not a plain constant (a date, a time, a
+  datetime from before the build, such as the start of today), or whose filters took a date or a time from the
+  client (`view.filter_values`, told by pathways.api.filter_backend), is not kept. Only PostgreSQL's parameters
+  are checked this way (other databases adapt datetimes to text first), so elsewhere nothing is kept.
+- A changed setting (`setting_changed`, as tests' `override_settings` sends) empties the cache; a deploy starts
+  new processes with empty caches. The cache holds at most `MAX_PAGES` pages per process, least recently used
+  first out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+
+MAX_PAGES = 2000
+
+# (model attribute, column index) for one model's columns, and its related rows as (attribute, layout).
+_Fields = tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    fields: _Fields
+    pk_at: int
+    related: tuple[tuple[str, _Layout], ...]
+    annotations: _Fields = ()
+
+
+@dataclass(frozen=True)
+class _Statement:
+    sql: str
+    params: tuple[Any, ...]
+    now_at: tuple[int, ...]  # the positions of "now" among params
+
+    def bind(self, now: dt.datetime) -> list[Any]:
+        params = list(self.params)
+        for i in self.now_at:
+            params[i] = now
+        return params
+
+
+@dataclass(frozen=True)
+class CompiledPage:
+    """One list page as SQL: the page's statement (LIMIT one row more than the page), the paginator's COUNT when
+    it needs one, and how to turn a row into the object the serializer reads."""
+
+    page: _Statement
+    count: _Statement | None
+    total_at: int | None  # the column holding `COUNT(*) OVER ()`, when the page carries its total
+    layout: _Layout
+    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
+    cacheable: bool
+
+    def rows(self, now: dt.datetime) -> list[tuple[Any, ...]]:
+        with connection.cursor() as cursor:
+            cursor.execute(self.page.sql, self.page.bind(now))
+            fetched = cursor.fetchall()
+        if not self.converters:
+            return fetched
+        out = []
+        for row in fetched:
+            values = list(row)
+            for i, functions, expression in self.converters:
+                value = values[i]
+                for convert in functions:
+                    value = convert(value, expression, connection)
+                values[i] = value
+            out.append(tuple(values))
+        return out
+
+    def total(self, row: tuple[Any, ...]) -> int:
+        assert self.total_at is not None
+        return int(row[self.total_at])
+
+    def counted(self, now: dt.datetime) -> int:
+        assert self.count is not None
+        with connection.cursor() as cursor:
+            cursor.execute(self.count.sql, self.count.bind(now))
+            return int(cursor.fetchone()[0])
+
+    def objects(self, rows: list[tuple[Any, ...]]) -> list[SimpleNamespace]:
+        """Rows as objects with the model's attribute names (`id`, `pk`, `enrollment_id`, …), related rows as
+        nested objects (`task.enrollment.patient_id`; None for a missing optional row), and annotations."""
+        return [_object(self.layout, row) for row in rows]
+
+
+def _object(layout: _Layout, row: tuple[Any, ...]) -> SimpleNamespace:
+    obj = SimpleNamespace(**{name: row[i] for name, i in layout.fields})
+    obj.pk = row[layout.pk_at]
+    for name, related in layout.related:
+        setattr(obj, name, None if row[related.pk_at] is None else _object(related, row))
+    for name, i in layout.annotations:
+        setattr(obj, name, row[i])
+    return obj
+
+
+def _layout(klass_info: dict[str, Any], select: list[Any], annotations: dict[str, int]) -> _Layout:
+    model = klass_info["model"]
+    fields = tuple((select[i][0].target.attname, i) for i in klass_info["select_fields"])
+    pk_attname = model._meta.pk.attname
+    pk_at = next(i for name, i in fields if name == pk_attname)
+    related = tuple(
+        (info["field"].name, _layout(info, select, {})) for info in klass_info.get("related_klass_infos", ())
+    )
+    return _Layout(fields=fields, pk_at=pk_at, related=related, annotations=tuple(annotations.items()))
+
+
+class _Capture(Exception):
+    """Raised by the COUNT's execute wrapper once it has the statement: compiled, never sent."""
+
+
+def _compile_count(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
+    # The paginator's very statement (queryset.count()), captured before it reaches the database.
+    captured: list[tuple[str, tuple[Any, ...]]] = []
+
+    def capture(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        captured.append((sql, tuple(params or ())))
+        raise _Capture
+
+    log = connection.queries_log
+    last = log[-1] if log else None
+    try:
+        with connection.execute_wrapper(capture):
+            queryset.count()
+    except _Capture:
+        pass
+    if connection.queries_logged and log and log[-1] is not last:
+        log.pop()  # the debug cursor logged the statement it never ran
+    return captured[0]
+
+
+def _constant(value: Any) -> bool:
+    # A parameter that cannot hide a clock reading: plain values, and JSON documents (psycopg's Jsonb) of them.
+    if value is None or isinstance(value, (str, int, float, Decimal, uuid.UUID)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_constant(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _constant(v) for k, v in value.items())
+    wrapped = getattr(value, "obj", _NOTHING)  # psycopg.types.json.Jsonb
+    return wrapped is not _NOTHING and _constant(wrapped)
+
+
+_NOTHING = object()
+
+
+def _timed(value: Any) -> bool:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_timed(item) for item in value)
+    return isinstance(value, (dt.date, dt.time, dt.timedelta))  # a datetime is a date
+
+
+def _now_at(params: tuple[Any, ...], started: dt.datetime, finished: dt.datetime) -> tuple[tuple[int, ...], bool]:
+    """The positions of "now" (datetimes made while the query was built), and whether every other parameter is a
+    constant (no other date or time, which could be derived from the clock)."""
+    now_at = []
+    constant = connection.vendor == "postgresql"
+    for i, value in enumerate(params):
+        if isinstance(value, dt.datetime) and started <= value <= finished:
+            now_at.append(i)
+        elif not _constant(value):
+            constant = False
+    return tuple(now_at), constant
+
+
+def compile_page(
+    queryset: QuerySet[Any],
+    *,
+    started: dt.datetime,
+    limit: int,
+    offset: int,
+    in_page: bool,
+    want_count: bool,
+    with_total: Callable[[QuerySet[Any]], QuerySet[Any]],
+    pure: bool,
+) -> CompiledPage:
+    """`queryset` (built from `started` on) compiled as the paginator reads it: `limit + 1` rows from `offset`,
+    with the total in the page (`with_total`) when `in_page`, and the COUNT when `want_count`.
+    `pure`: building the queryset ran no statement (the page may be kept)."""
+    page_qs = (with_total(queryset) if in_page else queryset)[offset : offset + limit + 1]
+    compiler = page_qs.query.get_compiler(connection=connection)
+    sql, params = compiler.as_sql()
+    # Also beside a total in the page: a page past the end of the list has no row to carry it.
+    count = _compile_count(queryset) if want_count else None
+    finished = timezone.now()
+    page_now, page_timeless = _now_at(tuple(params), started, finished)
+    count_now, count_timeless = _now_at(count[1], started, finished) if count else ((), True)
+    select = compiler.select
+    expressions = [expression for expression, _, _ in select[: compiler.col_count]]
+    converters = tuple((i, tuple(f), e) for i, (f, e) in compiler.get_converters(expressions).items())
+    total_at = next((i for i, (_, _, alias) in enumerate(select) if alias == "page_total"), None)
+    return CompiledPage(
+        page=_Statement(sql, tuple(params), page_now),
+        count=_Statement(count[0], count[1], count_now) if count else None,
+        total_at=total_at if in_page else None,
+        layout=_layout(compiler.klass_info, select, compiler.annotation_col_map),
+        converters=converters,
+        cacheable=pure and page_timeless and count_timeless,
+    )
+
+
+class _Cache:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pages: OrderedDict[tuple[Any, ...], CompiledPage] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> CompiledPage | None:
+        with self.lock:
+            page = self.pages.get(key)
+            if page is not None:
+                self.pages.move_to_end(key)
+            return page
+
+    def put(self, key: tuple[Any, ...], page: CompiledPage) -> None:
+        with self.lock:
+            self.pages[key] = page
+            self.pages.move_to_end(key)
+            while len(self.pages) > self.size:
+                self.pages.popitem(last=False)
+
+    def clear(self, **_: Any) -> None:
+        with self.lock:
+            self.pages.clear()
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+
+pages = _Cache(MAX_PAGES)
+setting_changed.connect(pages.clear, dispatch_uid="pathways.api.compiled.clear")
+
+
+def user_key(user: Any) -> str:
+    """Every column of the user's row, as one string (array columns such as `roles` are not hashable)."""
+    return repr(tuple(getattr(user, f.attname) for f in user._meta.concrete_fields))
+
+
+@contextmanager
+def statements_counted() -> Iterator[list[str]]:
+    """The statements run inside the block (run as usual), listed."""
+    ran: list[str] = []
+
+    def count(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        ran.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        yield ran
+
+
+class CompiledListMixin:
+    """`list` for a viewset whose page is compiled once per key (this module): the same scope, filterset,
+    paginator and serializer as DRF's ListModelMixin, with the built queryset kept as SQL. The serializer must
+    read attributes only (TaskSerializer's getters), as it is handed row objects, not model instances."""
+
+    def list(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        view: Any = self
+        paginator = view.paginator
+        limit, offset, want_count = paginator.page_request(request)
+        query = tuple(sorted((name, tuple(values)) for name, values in request.query_params.lists()))
+        key = (type(self).__qualname__, view.action, user_key(request.user), query)
+        page = pages.get(key)
+        if page is None:
+            started = timezone.now()
+            with statements_counted() as ran:
+                queryset = view.filter_queryset(view.get_queryset())
+            # A date or time the client gave could fall inside the build and pass for "now".
+            timed = any(_timed(value) for value in getattr(view, "filter_values", {}).values())
+            page = compile_page(
+                queryset,
+                started=started,
+                limit=limit,
+                offset=offset,
+                in_page=want_count and paginator.total_in_page(queryset, view),
+                want_count=want_count,
+                with_total=paginator.with_total,
+                pure=not ran and not timed,
+            )
+            if page.cacheable:
+                pages.put(key, page)
+        objects = paginator.paginate_compiled(page, request)
+        return view.get_paginated_response(view.get_serializer(objects, many=True).data)
