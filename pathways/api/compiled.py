@@ -27,9 +27,7 @@ Why a cached page can never show what the ORM would not (tests/api/test_compiled
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +39,8 @@ from django.core.signals import setting_changed
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
+
+from pathways.selectors.kept import Converters, LRUCache, convert, converters_of, user_key
 
 MAX_PAGES = 2000
 
@@ -78,25 +78,13 @@ class CompiledPage:
     count: _Statement | None
     total_at: int | None  # the column holding `COUNT(*) OVER ()`, when the page carries its total
     layout: _Layout
-    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
+    converters: Converters
     cacheable: bool
 
     def rows(self, now: dt.datetime) -> list[tuple[Any, ...]]:
         with connection.cursor() as cursor:
             cursor.execute(self.page.sql, self.page.bind(now))
-            fetched = cursor.fetchall()
-        if not self.converters:
-            return fetched
-        out = []
-        for row in fetched:
-            values = list(row)
-            for i, functions, expression in self.converters:
-                value = values[i]
-                for convert in functions:
-                    value = convert(value, expression, connection)
-                values[i] = value
-            out.append(tuple(values))
-        return out
+            return convert(cursor.fetchall(), self.converters)
 
     def total(self, row: tuple[Any, ...]) -> int:
         assert self.total_at is not None
@@ -216,54 +204,19 @@ def compile_page(
     page_now, page_timeless = _now_at(tuple(params), started, finished)
     count_now, count_timeless = _now_at(count[1], started, finished) if count else ((), True)
     select = compiler.select
-    expressions = [expression for expression, _, _ in select[: compiler.col_count]]
-    converters = tuple((i, tuple(f), e) for i, (f, e) in compiler.get_converters(expressions).items())
     total_at = next((i for i, (_, _, alias) in enumerate(select) if alias == "page_total"), None)
     return CompiledPage(
         page=_Statement(sql, tuple(params), page_now),
         count=_Statement(count[0], count[1], count_now) if count else None,
         total_at=total_at if in_page else None,
         layout=_layout(compiler.klass_info, select, compiler.annotation_col_map),
-        converters=converters,
+        converters=converters_of(compiler),
         cacheable=pure and page_timeless and count_timeless,
     )
 
 
-class _Cache:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.pages: OrderedDict[tuple[Any, ...], CompiledPage] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple[Any, ...]) -> CompiledPage | None:
-        with self.lock:
-            page = self.pages.get(key)
-            if page is not None:
-                self.pages.move_to_end(key)
-            return page
-
-    def put(self, key: tuple[Any, ...], page: CompiledPage) -> None:
-        with self.lock:
-            self.pages[key] = page
-            self.pages.move_to_end(key)
-            while len(self.pages) > self.size:
-                self.pages.popitem(last=False)
-
-    def clear(self, **_: Any) -> None:
-        with self.lock:
-            self.pages.clear()
-
-    def __len__(self) -> int:
-        return len(self.pages)
-
-
-pages = _Cache(MAX_PAGES)
+pages: LRUCache[tuple[Any, ...], CompiledPage] = LRUCache(MAX_PAGES)
 setting_changed.connect(pages.clear, dispatch_uid="pathways.api.compiled.clear")
-
-
-def user_key(user: Any) -> str:
-    """Every column of the user's row, as one string (array columns such as `roles` are not hashable)."""
-    return repr(tuple(getattr(user, f.attname) for f in user._meta.concrete_fields))
 
 
 @contextmanager

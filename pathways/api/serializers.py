@@ -192,48 +192,50 @@ def _task_is_overdue(task: Task) -> bool:
     return task.status in OPEN_TASK_STATUSES and task.due_at < timezone.now()
 
 
-def _datetime(value: dt.datetime | None) -> str | None:
-    """As DRF's DateTimeField renders with DATETIME_FORMAT "iso-8601": in the current timezone, UTC as "Z"."""
+def _datetime(value: dt.datetime | None, tz: dt.tzinfo) -> str | None:
+    """As DRF's DateTimeField renders with DATETIME_FORMAT "iso-8601": in the current timezone `tz`, UTC as "Z"."""
     if value is None:
         return None
-    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    text = value.astimezone(tz).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-# A task's API fields, in order, each with how the fast path reads it from a Task (one list: TaskSerializer's
-# Meta.fields and its to_representation both come from here). A getter must return what DRF's field for that name
-# would render; tests/api/test_task_serializer_fast_path.py compares the two for tasks in every kind of state.
-TASK_FIELDS: tuple[tuple[str, Callable[[Task], Any]], ...] = (
-    ("id", lambda t: t.pk),
-    ("enrollment", lambda t: t.enrollment_id),
-    ("patient", lambda t: t.enrollment.patient_id),
-    ("template", lambda t: t.template.code if t.template_id is not None and t.template else None),
-    ("schedule", lambda t: t.schedule_id),
-    ("occurrence", lambda t: t.occurrence),
-    ("rule_code", lambda t: str(t.rule_code)),
-    ("title", lambda t: str(t.title)),
-    ("prong", lambda t: str(t.prong)),
-    ("role", lambda t: str(t.role)),
-    ("assignee", lambda t: t.assignee_id),
-    ("status", lambda t: str(t.status)),
-    ("status_before_hold", lambda t: str(t.status_before_hold)),
-    ("hold_until", lambda t: _datetime(t.hold_until)),
-    ("priority", lambda t: str(t.priority)),
-    ("available_at", lambda t: _datetime(t.available_at)),
-    ("due_at", lambda t: _datetime(t.due_at)),
-    ("is_overdue", _task_is_overdue),
-    ("blocked_by", lambda t: t.blocked_by),
-    ("instructions", lambda t: str(t.instructions)),
-    ("precautions", task_precautions),
-    ("started_at", lambda t: _datetime(t.started_at)),
-    ("completed_at", lambda t: _datetime(t.completed_at)),
-    ("completed_by", lambda t: t.completed_by_id),
-    ("outcome", lambda t: str(t.outcome)),
-    ("version", lambda t: t.version),
-    ("escalation_level", lambda t: t.escalation_level),
-    ("escalated_at", lambda t: _datetime(t.escalated_at)),
-    ("created_at", lambda t: _datetime(t.created_at)),
-    ("updated_at", lambda t: _datetime(t.updated_at)),
+# A task's API fields, in order, each with how the fast path reads it from a Task and the current timezone (one list:
+# TaskSerializer's Meta.fields and its to_representation both come from here). The timezone is looked up once per
+# task: through asgiref's Local, that lookup cost more than formatting the datetime. A getter must return what DRF's
+# field for that name would render; tests/api/test_task_serializer_fast_path.py compares the two for tasks in every
+# kind of state.
+TASK_FIELDS: tuple[tuple[str, Callable[[Task, dt.tzinfo], Any]], ...] = (
+    ("id", lambda t, _: t.pk),
+    ("enrollment", lambda t, _: t.enrollment_id),
+    ("patient", lambda t, _: t.enrollment.patient_id),
+    ("template", lambda t, _: t.template.code if t.template_id is not None and t.template else None),
+    ("schedule", lambda t, _: t.schedule_id),
+    ("occurrence", lambda t, _: t.occurrence),
+    ("rule_code", lambda t, _: str(t.rule_code)),
+    ("title", lambda t, _: str(t.title)),
+    ("prong", lambda t, _: str(t.prong)),
+    ("role", lambda t, _: str(t.role)),
+    ("assignee", lambda t, _: t.assignee_id),
+    ("status", lambda t, _: str(t.status)),
+    ("status_before_hold", lambda t, _: str(t.status_before_hold)),
+    ("hold_until", lambda t, tz: _datetime(t.hold_until, tz)),
+    ("priority", lambda t, _: str(t.priority)),
+    ("available_at", lambda t, tz: _datetime(t.available_at, tz)),
+    ("due_at", lambda t, tz: _datetime(t.due_at, tz)),
+    ("is_overdue", lambda t, _: _task_is_overdue(t)),
+    ("blocked_by", lambda t, _: t.blocked_by),
+    ("instructions", lambda t, _: str(t.instructions)),
+    ("precautions", lambda t, _: task_precautions(t)),
+    ("started_at", lambda t, tz: _datetime(t.started_at, tz)),
+    ("completed_at", lambda t, tz: _datetime(t.completed_at, tz)),
+    ("completed_by", lambda t, _: t.completed_by_id),
+    ("outcome", lambda t, _: str(t.outcome)),
+    ("version", lambda t, _: t.version),
+    ("escalation_level", lambda t, _: t.escalation_level),
+    ("escalated_at", lambda t, tz: _datetime(t.escalated_at, tz)),
+    ("created_at", lambda t, tz: _datetime(t.created_at, tz)),
+    ("updated_at", lambda t, tz: _datetime(t.updated_at, tz)),
 )
 
 
@@ -265,7 +267,8 @@ class TaskSerializer(serializers.ModelSerializer):
         cost of the queue and task list pages (docs/benchmarks.md, "Pages"). The declared fields still define the
         schema; tests/api/test_task_serializer_fast_path.py checks this returns exactly what the generic path
         returns."""
-        return {name: get(instance) for name, get in TASK_FIELDS}
+        tz = timezone.get_current_timezone()
+        return {name: get(instance, tz) for name, get in TASK_FIELDS}
 
 
 class TaskEventSerializer(serializers.ModelSerializer):

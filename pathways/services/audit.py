@@ -34,6 +34,7 @@ from pathways.models import (
 )
 from pathways.request_context import current_request
 from pathways.selectors.access import scope_sites
+from pathways.selectors.kept import LRUCache, user_key
 
 # The page of a list read is recorded id by id; beyond this many ids only the count is kept in outcome_desc.
 MAX_ENTITY_IDS = 500
@@ -232,6 +233,24 @@ def _is_id(value: str) -> bool:
     return value.isascii() and value.isdigit() and len(value) <= 18
 
 
+# The actor's reachable sites as SQL, per user row and searched sites: compiled on every audited request before
+# (issue 15). scope_sites depends on the user's row only (the user-site table is a subquery), so the key is the row.
+_reachable: LRUCache[tuple[str, str, tuple[int, ...]], tuple[str, tuple[Any, ...]]] = LRUCache(4096)
+
+
+def _reachable_sites(user: User, searched: tuple[int, ...]) -> tuple[str, tuple[Any, ...]]:
+    key = (connection.vendor, user_key(user), searched)
+    found = _reachable.get(key)
+    if found is None:
+        reachable = scope_sites(user)
+        if searched:
+            reachable = reachable.filter(pk__in=searched)
+        sql, params = reachable.order_by().values(reachable_site=F("pk")).query.sql_with_params()
+        found = (sql, tuple(params))
+        _reachable.put(key, found)
+    return found
+
+
 def _sites_select(
     *,
     patient_id: int | None,
@@ -266,12 +285,9 @@ def _sites_select(
         user = User.objects.filter(username=actor_username).first()
     reachable_sql, reachable_params = "", ()
     if user is not None:
-        reachable = scope_sites(user)
         # The query is the client's: anything but a plain id (e.g. "²", or past bigint) is ignored, never a 500.
-        searched = [int(v) for v in parse_qs(query).get("site", []) if _is_id(v)]
-        if searched:
-            reachable = reachable.filter(pk__in=searched)
-        reachable_sql, reachable_params = reachable.order_by().values(reachable_site=F("pk")).query.sql_with_params()
+        searched = tuple(int(v) for v in parse_qs(query).get("site", []) if _is_id(v))
+        reachable_sql, reachable_params = _reachable_sites(user, searched)
     if not direct:
         if not reachable_sql:
             return "", []

@@ -29,7 +29,7 @@ from pathways.domain.applicability import precautions_for_role
 from pathways.errors import Conflict, DomainError, InvalidInput, NotFound, NotPermitted
 from pathways.middleware import audit_note
 from pathways.models import Task, TaskEvent, User
-from pathways.selectors.access import is_read_only, task_actions_allowed
+from pathways.selectors.access import is_read_only, scope_tasks_to_claim, task_actions_allowed
 from pathways.selectors.workspace import (
     my_work as my_work_tasks,
 )
@@ -282,16 +282,19 @@ def my_work(request: HttpRequest) -> HttpResponse:
 
 
 def _perform(action: str, task: Task, user: User, data: dict[str, Any]) -> None:
-    """Call the service the API calls for `action` (pathways/api/views.py TaskViewSet)."""
+    """Call the service the API calls for `action` (pathways/api/views.py TaskViewSet), with `task` as the row
+    the view locked (task_services.tasks_for_update)."""
     version = data["version"]
     if action == "claim":
-        task_services.task_claim(task_id=task.pk, actor=user, expected_version=version)
+        task_services.task_claim(task_id=task.pk, actor=user, expected_version=version, locked=task)
     elif action == "unclaim":
-        task_services.task_unclaim(task_id=task.pk, actor=user, expected_version=version)
+        task_services.task_unclaim(task_id=task.pk, actor=user, expected_version=version, locked=task)
     elif action == "hold":
-        task_services.task_hold(task_id=task.pk, actor=user, expected_version=version, reason=data["reason"])
+        task_services.task_hold(
+            task_id=task.pk, actor=user, expected_version=version, reason=data["reason"], locked=task
+        )
     elif action == "resume":
-        task_services.task_resume(task_id=task.pk, actor=user, expected_version=version)
+        task_services.task_resume(task_id=task.pk, actor=user, expected_version=version, locked=task)
     else:
         to_status = {
             "accept": S.ACCEPTED,
@@ -307,6 +310,7 @@ def _perform(action: str, task: Task, user: User, data: dict[str, Any]) -> None:
             expected_version=version,
             reason=data.get("reason", ""),
             outcome=data.get("outcome", ""),
+            locked=task,
         )
 
 
@@ -359,7 +363,8 @@ def task_action(request: HttpRequest, task_id: int, action: str) -> HttpResponse
         raise Http404("no such action")
     if is_read_only(user):
         raise PermissionDenied("you may not change tasks")
-    task = task_for_action(user=user, task_id=task_id)
+    # Read once, locked, with what the service needs, and handed to it (`locked=`), as the API's actions do.
+    task = task_services.tasks_for_update(scope_tasks_to_claim(user)).filter(pk=task_id).first()
     if task is None:
         if request.htmx:  # type: ignore[attr-defined]
             return _answer(request, user, task_id, status=404, error="This task is not available to you.")

@@ -240,6 +240,10 @@ def test_each_event_records_the_sites_it_concerns(world: World, other_site) -> N
         response = client.get(f"/api/v1/patients/?mrn=NONE&site={bad}")
         assert response.status_code < 500
         assert sites_of(response) == {world.site.pk, other_site.pk}
+    # The actor's sites are read when the event is written, not when its SQL was first compiled (issue 15).
+    both.sites.remove(other_site)
+    assert sites_of(client.get("/api/v1/patients/?mrn=NONE")) == {world.site.pk}
+    both.sites.add(other_site)
     # Lists of tasks trace each task to its patient's site; a detail read, its patient's site.
     assert sites_of(client.get(f"/api/v1/tasks/?enrollment={world.enrollment.pk}")) == {world.site.pk}
     assert sites_of(client.get(f"/api/v1/tasks/{world.other_site_task.pk}/")) == {other_site.pk}

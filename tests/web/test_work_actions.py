@@ -336,3 +336,26 @@ def test_relative_phrases_are_in_words(world: World) -> None:
     assert relative(now - dt.timedelta(days=2, hours=3), now) == "overdue 2 d"
     assert relative(now + dt.timedelta(hours=3, minutes=5), now) == "due in 3 h"
     assert relative(now + dt.timedelta(minutes=20), now) == "due in 20 min"
+
+
+@pytest.mark.parametrize(("action", "who", "setup", "data", "status", "assignee"), CASES, ids=[c[0] for c in CASES])
+def test_every_action_reads_its_task_once_locked(
+    world: World, action: str, who: str, setup, data: dict, status: str, assignee: str | None
+) -> None:
+    # As the API's actions (tests/services/test_task_locks.py): the view looks the task up in the user's reach
+    # FOR UPDATE and hands that row to the service, which neither locks nor reads it again (issue 15).
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    task = setup(world)
+    client = login(world.users[who])
+    with CaptureQueriesContext(connection) as queries:
+        response = post_action(client, task, action, **data)
+    assert response.status_code == 303, response.content[:300]
+    locks = [
+        q["sql"]
+        for q in queries.captured_queries
+        if "FOR UPDATE" in q["sql"] and f'"pathways_task"."id" = {task.pk}' in q["sql"]
+    ]
+    assert len(locks) == 1, locks
+    assert state(task)[0] == status
