@@ -92,7 +92,7 @@ class AuditDetailsMixin:
             strict_id(self.kwargs.get(lookup), field_name=lookup)  # type: ignore[attr-defined]
         except InvalidInput:
             raise NotFound() from None
-        obj = super().get_object()  # type: ignore[misc]
+        obj = self.find_object()
         audit_note(
             self.request,  # type: ignore[attr-defined]
             entity_type=type(obj)._meta.model_name,
@@ -100,6 +100,11 @@ class AuditDetailsMixin:
             patient_id=patient_id_of(obj),
         )
         return obj
+
+    def find_object(self) -> Any:
+        """The object of a detail or action request, its id already checked: DRF's lookup in the scoped
+        queryset (404 when absent), with the object permissions checked."""
+        return super().get_object()  # type: ignore[misc]
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]

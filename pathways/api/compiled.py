@@ -38,9 +38,10 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.db import connection
 from django.db.models import QuerySet
+from django.http import Http404
 from django.utils import timezone
 
-from pathways.selectors.kept import Converters, LRUCache, convert, converters_of, user_key
+from pathways.selectors.kept import Converters, KeptModelRead, LRUCache, convert, converters_of, keep, user_key
 
 MAX_PAGES = 2000
 
@@ -264,3 +265,39 @@ class CompiledListMixin:
                 pages.put(key, page)
         objects = paginator.paginate_compiled(page, request)
         return view.get_paginated_response(view.get_serializer(objects, many=True).data)
+
+
+# Stands for the id while a lookup is compiled: a negative bigint, which no id and no other parameter can be.
+_ID_MARKER = -(2**62) - 4711
+lookups: LRUCache[tuple[Any, ...], KeptModelRead] = LRUCache(MAX_PAGES)
+setting_changed.connect(lookups.clear, dispatch_uid="pathways.api.compiled.clear_lookups")
+
+
+class KeptLookupMixin:
+    """`find_object` for the actions named in `kept_lookups`: the scoped (and, for changes, locked) lookup by
+    id compiled once per user, with the same rules as the pages (the key is the view, the action, the user's
+    row and the query parameters; a build that ran a statement or holds a date or time is used once). The
+    instances are those the queryset gives, related rows included, so the services can take them."""
+
+    kept_lookups: frozenset[str] = frozenset()
+
+    def find_object(self) -> Any:
+        view: Any = self
+        if view.action not in self.kept_lookups:
+            return super().find_object()  # type: ignore[misc]
+        request = view.request
+        query = tuple(sorted((name, tuple(values)) for name, values in request.query_params.lists()))
+        key = (type(self).__qualname__, view.action, user_key(request.user), query)
+        read = lookups.get(key)
+        if read is None:
+            with statements_counted() as ran:
+                queryset = view.filter_queryset(view.get_queryset()).filter(pk=_ID_MARKER)
+            read = keep(queryset, _ID_MARKER)
+            constant = connection.vendor == "postgresql" and all(_constant(p) for p in read.params)
+            if not ran and constant:
+                lookups.put(key, read)
+        obj = read.first(int(view.kwargs[view.lookup_url_kwarg or view.lookup_field]))
+        if obj is None:
+            raise Http404
+        view.check_object_permissions(request, obj)
+        return obj

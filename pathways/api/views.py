@@ -17,7 +17,7 @@ from rest_framework.serializers import BaseSerializer
 
 from pathways.api import serializers as s
 from pathways.api.base import ScopedReadOnlyViewSet, ScopedViewSet, staff, validated_body
-from pathways.api.compiled import CompiledListMixin
+from pathways.api.compiled import CompiledListMixin, KeptLookupMixin
 from pathways.api.filters import EnrollmentFilter, NotificationFilter, PathwayFilter, PatientFilter, TaskFilter
 from pathways.choices import TaskStatus
 from pathways.domain.units import to_int
@@ -411,7 +411,7 @@ def _task_action_schema(request_serializer: type[BaseSerializer]) -> Any:
     fail=_task_action_schema(s.TaskReasonSerializer),
     events=extend_schema(request=None, responses=s.TaskEventSerializer(many=True)),
 )
-class TaskViewSet(CompiledListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class TaskViewSet(KeptLookupMixin, CompiledListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     """Tasks the caller may see, most urgent first. Every action needs the task's current `version`."""
 
     # Fail closed: the real queryset is always the scoped one from get_queryset (this gives the schema its model).
@@ -424,6 +424,8 @@ class TaskViewSet(CompiledListMixin, mixins.ListModelMixin, mixins.RetrieveModel
     changes = frozenset(
         {"assign", "claim", "unclaim", "accept", "start", "complete", "cancel", "fail", "hold", "resume"}
     )
+    # Their lookup is compiled once per user (pathways.api.compiled.KeptLookupMixin).
+    kept_lookups = changes
 
     def get_queryset(self) -> QuerySet[Any]:
         user = staff(self.request)

@@ -47,12 +47,13 @@ def convert(rows: Sequence[tuple[Any, ...]], converters: Converters) -> list[tup
 @dataclass(frozen=True)
 class KeptModelRead:
     """A queryset's statement, kept, that returns model instances (with their select_related rows) as the
-    queryset would. Build it with `keep(queryset, marker)`, where `marker` is the one parameter each call
-    replaces (`first(value)`)."""
+    queryset would. Build it with `keep(queryset, marker)`, where `marker` is the value each call replaces
+    (`first(value)`), wherever the statement holds it (a lookup by id pushed into subqueries holds it several
+    times)."""
 
     sql: str
     params: tuple[Any, ...]
-    at: int
+    at: tuple[int, ...]
     converters: Converters
     model: type[Model]
     init_list: tuple[str, ...]
@@ -63,7 +64,8 @@ class KeptModelRead:
     def first(self, value: Any) -> Any:
         """The first instance the statement returns with `value` in place of the marker, or None."""
         params = list(self.params)
-        params[self.at] = value
+        for i in self.at:
+            params[i] = value
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             row = cursor.fetchone()
@@ -77,20 +79,20 @@ class KeptModelRead:
 
 
 def keep(queryset: QuerySet[Any], marker: Any) -> KeptModelRead:
-    """`queryset` compiled once, with `marker` (a value it filters on, found among the parameters exactly once)
-    to be replaced on each call. Raises ValueError when the marker is not there exactly once."""
+    """`queryset` compiled once, with `marker` (a value it filters on, that no other parameter can equal) to be
+    replaced on each call. Raises ValueError when the marker is not among the parameters."""
     compiler = queryset.query.get_compiler(connection=connection)
     sql, params = compiler.as_sql()
-    positions = [i for i, p in enumerate(params) if p == marker]
-    if len(positions) != 1:
-        raise ValueError(f"the marker is {len(positions)} times among the parameters, not once")
+    positions = tuple(i for i, p in enumerate(params) if type(p) is type(marker) and p == marker)
+    if not positions:
+        raise ValueError("the marker is not among the parameters")
     info = compiler.klass_info
     fields = info["select_fields"]
     start, end = fields[0], fields[-1] + 1
     return KeptModelRead(
         sql=sql,
         params=tuple(params),
-        at=positions[0],
+        at=positions,
         converters=converters_of(compiler),
         model=info["model"],
         init_list=tuple(column[0].target.attname for column in compiler.select[start:end]),

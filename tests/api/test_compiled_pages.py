@@ -27,8 +27,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Any:
     compiled.pages.clear()
+    compiled.lookups.clear()
     yield
     compiled.pages.clear()
+    compiled.lookups.clear()
 
 
 @pytest.fixture
@@ -168,3 +170,30 @@ def test_a_changed_setting_empties_the_cache(world: World) -> None:
     assert len(compiled.pages) == 1
     with override_settings(PAGE_SIZE_UNUSED=1):
         assert len(compiled.pages) == 0
+
+
+def test_a_kept_action_lookup_reads_the_care_team_afresh(world: World) -> None:
+    # The claim's locked lookup in scope is compiled once per user (KeptLookupMixin); the membership it checks
+    # is read when it runs, so an ended membership makes the very next claim a 404.
+    nurse = world.users["wound_nurse"]
+    task = world.task
+
+    def post(action: str) -> Any:
+        version = Task.objects.get(pk=task.pk).version
+        client = client_for(User.objects.get(pk=nurse.pk))
+        return client.post(f"/api/v1/tasks/{task.pk}/{action}/", {"version": version}, format="json")
+
+    assert post("claim").status_code == 200
+    assert post("unclaim").status_code == 200
+    assert len(compiled.lookups) == 2  # one per action
+    care_team_end(membership_id=world.member.pk, actor=world.users["coordinator"])
+    assert post("claim").status_code == 404
+    assert Task.objects.get(pk=task.pk).assignee_id is None
+
+
+def test_a_kept_action_lookup_answers_404_for_ids_out_of_scope(world: World) -> None:
+    nurse = world.users["wound_nurse"]
+    client = client_for(nurse)
+    for pk in (world.other_site_task.pk, world.other_team_task.pk, 2**62, 0):
+        response = client.post(f"/api/v1/tasks/{pk}/claim/", {"version": 1}, format="json")
+        assert response.status_code == 404, pk
