@@ -107,8 +107,12 @@ def enrollment_apply(
             f"no active pathway {pathway_slug!r}; load it with manage.py load_pathways",
             fields={"pathway": ["no active version"]},
         )
-    if coordinator is not None and (
-        Role.COORDINATOR not in coordinator.roles or not coordinator.sites.filter(pk=patient.site_id).exists()
+    # A non-admin actor who names themself has just been found a coordinator at the patient's site.
+    named_self = actor is not None and coordinator is not None and coordinator.pk == actor.pk and not is_admin(actor)
+    if (
+        coordinator is not None
+        and not named_self
+        and (Role.COORDINATOR not in coordinator.roles or not coordinator.sites.filter(pk=patient.site_id).exists())
     ):
         raise InvalidInput(
             "the coordinator must be a coordinator at the patient's site",

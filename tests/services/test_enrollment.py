@@ -158,6 +158,31 @@ def test_unknown_pathway_and_non_coordinators_are_refused(pathway, wound_nurse, 
     assert not Enrollment.objects.exists()
 
 
+def test_the_named_coordinator_is_checked_unless_it_is_the_enrolling_coordinator(
+    pathway, coordinator, wound_nurse, admin_user, pd_patient
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # Someone else named (here by an admin, who needs no site): a coordinator at the patient's site, or a 400.
+    with pytest.raises(InvalidInput, match="the coordinator must be a coordinator"):
+        enrollment_apply(
+            patient_id=pd_patient.pk, pathway_slug="calciphylaxis", actor=admin_user, coordinator=wound_nurse
+        )
+    with pytest.raises(InvalidInput, match="the coordinator must be a coordinator"):
+        enrollment_apply(
+            patient_id=pd_patient.pk, pathway_slug="calciphylaxis", actor=admin_user, coordinator=admin_user
+        )
+    assert not Enrollment.objects.exists()
+    # A coordinator naming themself was just found a coordinator at the site: one site check, not two.
+    with CaptureQueriesContext(connection) as queries:
+        enrollment = enrollment_apply(
+            patient_id=pd_patient.pk, pathway_slug="calciphylaxis", actor=coordinator, coordinator=coordinator
+        )
+    assert enrollment.coordinator_id == coordinator.pk
+    assert sum('"pathways_user_sites"' in q["sql"] for q in queries.captured_queries) == 1
+
+
 def test_hold_pauses_schedules_and_resume_continues_from_now_recording_missed(
     pathway, coordinator, hd_warfarin_patient
 ) -> None:
