@@ -87,9 +87,11 @@ def my_work(
     due: str = "",
 ) -> QuerySet[Task]:
     """The user's queue (task_queue_for_user: assigned to them, then their roles' pools on their care teams;
-    overdue first) with the rows' patient, site and assignee loaded, filtered by prong, patient (MRN or part
-    of a name) and due window. `day_start`: the start of the user's local day (aware); "today" is
-    [day_start, day_start + 1 day), "week" [day_start, day_start + 7 days), "overdue" due before `now`."""
+    overdue first), filtered by prong, patient (MRN or part of a name) and due window. `day_start`: the start of
+    the user's local day (aware); "today" is [day_start, day_start + 1 day), "week" [day_start, day_start +
+    7 days), "overdue" due before `now`. Read a page's ids from it, then the rows with `work_rows`: the wide
+    row's joins (patient, site, assignee) on top of the scoped query took PostgreSQL longer to plan than to run
+    (issue 15)."""
     qs = task_queue_for_user(user=user, now=now)
     if prong:
         qs = qs.filter(prong=prong)
@@ -105,7 +107,14 @@ def my_work(
         qs = qs.filter(due_at__gte=day_start, due_at__lt=day_start + dt.timedelta(days=7))
     elif due == "overdue":
         qs = qs.filter(due_at__lt=now)
-    return _rows(qs)
+    return qs
+
+
+def work_rows(ids: list[int]) -> list[Task]:
+    """The tasks `ids` (already scoped, e.g. a page of `my_work`), in that order, with what a row shows: the
+    patient and site, the assignee, the pinned version and the template."""
+    found = {task.pk: task for task in _rows(Task.objects.filter(pk__in=ids))}
+    return [found[pk] for pk in ids if pk in found]
 
 
 def user_timezone_name(user: User) -> str:

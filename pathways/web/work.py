@@ -39,6 +39,7 @@ from pathways.selectors.workspace import (
     task_for_action,
     task_latest_change,
     user_timezone_name,
+    work_rows,
 )
 from pathways.services import tasks as task_services
 from pathways.services.notifications import notification_mark_read, notifications_mark_all_read
@@ -231,16 +232,18 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _work_page(tasks: QuerySet[Task], number: str | None) -> Page:
-    """Page `number` of `tasks` (Paginator.get_page's answer). The first page is fetched with one row more than
-    it shows: when the queue fits on it, as a specialist's usually does, that fetch is its count too, and the
-    COUNT statement (the queue's whole scoped filter a second time) is not run."""
-    paginator = Paginator(tasks, PAGE_SIZE)
+    """Page `number` of `tasks` (Paginator.get_page's answer), its rows read by id (work_rows). The first page's
+    ids are fetched with one more than it shows: when the queue fits on it, as a specialist's usually does, that
+    fetch is its count too, and the COUNT statement (the queue's whole scoped filter a second time) is not run."""
+    ids = tasks.values_list("pk", flat=True)
+    paginator = Paginator(ids, PAGE_SIZE)
     if number not in (None, "", "1"):
-        return paginator.get_page(number)
-    head = list(tasks[: PAGE_SIZE + 1])
+        page = paginator.get_page(number)
+        return Page(work_rows(list(page.object_list)), page.number, paginator)
+    head = list(ids[: PAGE_SIZE + 1])
     if len(head) <= PAGE_SIZE:
         paginator.count = len(head)  # a cached_property: set, it is not computed
-    return Page(head[:PAGE_SIZE], 1, paginator)
+    return Page(work_rows(head[:PAGE_SIZE]), 1, paginator)
 
 
 @login_required
