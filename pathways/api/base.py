@@ -16,6 +16,7 @@ from rest_framework.request import Request
 
 from pathways.api.fields import strict_id
 from pathways.api.pagination import MAX_PAGE_SIZE, BoundedLimitOffsetPagination
+from pathways.domain.units import is_plain_id
 from pathways.errors import InvalidInput
 from pathways.middleware import audit_note
 from pathways.models import Patient, User
@@ -134,7 +135,7 @@ class AuditDetailsMixin:
             sources.append(created)
         for source in sources:
             patient = source.get("patient")
-            if patient is not None and str(patient).isdigit() and Patient.objects.filter(pk=int(patient)).exists():
+            if patient is not None and is_plain_id(str(patient)) and Patient.objects.filter(pk=int(patient)).exists():
                 return int(patient)
             enrollment = source.get("enrollment")
             if enrollment is not None:

@@ -76,7 +76,8 @@ class CompiledPage:
     it needs one, and how to turn a row into the object the serializer reads."""
 
     page: _Statement
-    count: _Statement | None
+    want_count: bool
+    count: _Statement | None  # None with want_count: Django knew the list empty without asking (a count of 0)
     total_at: int | None  # the column holding `COUNT(*) OVER ()`, when the page carries its total
     layout: _Layout
     converters: Converters
@@ -92,7 +93,8 @@ class CompiledPage:
         return int(row[self.total_at])
 
     def counted(self, now: dt.datetime) -> int:
-        assert self.count is not None
+        if self.count is None:
+            return 0
         with connection.cursor() as cursor:
             cursor.execute(self.count.sql, self.count.bind(now))
             return int(cursor.fetchone()[0])
@@ -128,7 +130,7 @@ class _Capture(Exception):
     """Raised by the COUNT's execute wrapper once it has the statement: compiled, never sent."""
 
 
-def _compile_count(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
+def _compile_count(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]] | None:
     # The paginator's very statement (queryset.count()), captured before it reaches the database.
     captured: list[tuple[str, tuple[Any, ...]]] = []
 
@@ -145,7 +147,8 @@ def _compile_count(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
         pass
     if connection.queries_logged and log and log[-1] is not last:
         log.pop()  # the debug cursor logged the statement it never ran
-    return captured[0]
+    # None: Django answered without a statement (a filter it knows matches nothing), so the count is 0.
+    return captured[0] if captured else None
 
 
 def _constant(value: Any) -> bool:
@@ -197,7 +200,8 @@ def compile_page(
     with the total in the page (`with_total`) when `in_page`, and the COUNT when `want_count`.
     `pure`: building the queryset ran no statement (the page may be kept)."""
     page_qs = (with_total(queryset) if in_page else queryset)[offset : offset + limit + 1]
-    compiler = page_qs.query.get_compiler(connection=connection)
+    # elide_empty=False: a filter Django knows matches nothing compiles to "0 = 1" instead of raising.
+    compiler = page_qs.query.get_compiler(connection=connection, elide_empty=False)
     sql, params = compiler.as_sql()
     # Also beside a total in the page: a page past the end of the list has no row to carry it.
     count = _compile_count(queryset) if want_count else None
@@ -208,6 +212,7 @@ def compile_page(
     total_at = next((i for i, (_, _, alias) in enumerate(select) if alias == "page_total"), None)
     return CompiledPage(
         page=_Statement(sql, tuple(params), page_now),
+        want_count=want_count,
         count=_Statement(count[0], count[1], count_now) if count else None,
         total_at=total_at if in_page else None,
         layout=_layout(compiler.klass_info, select, compiler.annotation_col_map),
@@ -241,7 +246,6 @@ class CompiledListMixin:
     def list(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         view: Any = self
         paginator = view.paginator
-        limit, offset, want_count = paginator.page_request(request)
         query = tuple(sorted((name, tuple(values)) for name, values in request.query_params.lists()))
         key = (type(self).__qualname__, view.action, user_key(request.user), query)
         page = pages.get(key)
@@ -249,6 +253,9 @@ class CompiledListMixin:
             started = timezone.now()
             with statements_counted() as ran:
                 queryset = view.filter_queryset(view.get_queryset())
+            # After the filters, as DRF's list checks them: a request with a bad filter and a bad limit names the
+            # filter (a kept page's filters were valid).
+            limit, offset, want_count = paginator.page_request(request)
             # A date or time the client gave could fall inside the build and pass for "now".
             timed = any(_timed(value) for value in getattr(view, "filter_values", {}).values())
             page = compile_page(

@@ -131,7 +131,7 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         now = timezone.now()
         rows = self._settle(
             page.rows(now),
-            want_count=page.count is not None,
+            want_count=page.want_count,
             total=page.total if page.total_at is not None else None,
             count=lambda: page.counted(now),
         )

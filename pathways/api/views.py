@@ -20,7 +20,7 @@ from pathways.api.base import ScopedReadOnlyViewSet, ScopedViewSet, staff, valid
 from pathways.api.compiled import CompiledListMixin, KeptLookupMixin
 from pathways.api.filters import EnrollmentFilter, NotificationFilter, PathwayFilter, PatientFilter, TaskFilter
 from pathways.choices import TaskStatus
-from pathways.domain.units import to_int
+from pathways.domain.units import is_plain_id, to_int
 from pathways.errors import InvalidInput, NotPermitted
 from pathways.models import (
     CareTeamMember,
@@ -435,7 +435,7 @@ class TaskViewSet(KeptLookupMixin, CompiledListMixin, mixins.ListModelMixin, mix
             return task_services.tasks_for_update(scope_tasks(user))
         # A list for one patient narrows the scope itself (the `patient` filter still applies and validates).
         patient = self.request.query_params.get("patient", "")
-        narrow = int(patient) if self.action == "list" and patient.isdigit() and len(patient) < 18 else None
+        narrow = int(patient) if self.action == "list" and is_plain_id(patient, 17) else None
         return task_list(user=user, patient_id=narrow)
 
     @property

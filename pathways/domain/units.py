@@ -166,6 +166,13 @@ def to_decimal(value: object, *, field_name: str = "value") -> Decimal:
     return number
 
 
+def is_plain_id(text: str, max_digits: int = 18) -> bool:
+    """Whether `text` is 1 to `max_digits` ASCII digits: a number int() reads as the reader sees it.
+    str.isdigit() alone also passes "²" and "①", which int() refuses (a ValueError, so a 500), and Arabic-Indic
+    digits, which int() reads as other numbers than an ASCII reader of the log would."""
+    return text.isascii() and text.isdigit() and len(text) <= max_digits
+
+
 def to_int(value: object, *, field_name: str, minimum: int = 0, maximum: int = MAX_INTEGER) -> int:
     """A whole number from a JSON integer or a string of 1-18 ASCII digits, within [minimum, maximum].
 

@@ -15,6 +15,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from fhir.resources.R4B.resource import Resource
 
 from pathways.choices import DerivedCode, ObservationCode, Role, TaskStatus
+from pathways.domain.units import is_plain_id
 from pathways.fhir import definitions, resources
 from pathways.fhir.loinc import LOINC_SYSTEM, loinc_map
 from pathways.fhir.outcome import error
@@ -67,7 +68,7 @@ def _ids(values: list[str], kind: str, param: str) -> list[int]:
         tail = value.rsplit("/", 1)
         if len(tail) == 2 and not value.endswith(f"{kind}/{tail[1]}"):
             raise error(400, "invalid", f"{param} must reference {kind}/<id>", param)
-        if not tail[-1].isdigit() or len(tail[-1]) > 18:
+        if not is_plain_id(tail[-1]):
             raise error(400, "invalid", f"{param}: {value!r} is not a {kind} reference", param)
         out.append(int(tail[-1]))
     return out
@@ -180,7 +181,7 @@ def _plan_url(qs: QuerySet[Any], values: list[str]) -> QuerySet[Any]:
         slug = url.rsplit(":", 1)[-1]
         if url != plan_definition_url(slug):
             continue
-        condition |= Q(slug=slug, version=int(version)) if version.isdigit() and len(version) < 9 else Q(slug=slug)
+        condition |= Q(slug=slug, version=int(version)) if is_plain_id(version, 8) else Q(slug=slug)
     return qs.filter(condition)
 
 
@@ -345,7 +346,7 @@ KINDS["PlanDefinition"] = ResourceKind(
         "version": SearchParam(
             "version",
             "token",
-            lambda qs, v: qs.filter(version__in=[int(x) for x in v if x.isdigit() and len(x) < 9]),
+            lambda qs, v: qs.filter(version__in=[int(x) for x in v if is_plain_id(x, 8)]),
             "The pathway version (a whole number)",
         ),
         "status": SearchParam(
@@ -421,7 +422,7 @@ def _bounded_int(params: dict[str, list[str]], name: str, default: int, low: int
     if not values:
         return default
     text = values[-1]
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not is_plain_id(text) or not low <= int(text) <= high:
         raise error(400, "invalid", f"{name} must be a whole number from {low} to {high}", name)
     return int(text)
 

@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pathways.api.permissions import IsActiveStaff
+from pathways.domain.units import is_plain_id
 from pathways.errors import DomainError
 from pathways.fhir import ingest
 from pathways.fhir.capability import capability_statement, task_due_search_parameter
@@ -230,7 +231,7 @@ class InstanceView(FhirView):
             return Response(as_json(task_due_search_parameter()))
         kind = _kind(resource_type)
         kind_check(kind, self.user())
-        row = kind.queryset(self.user()).filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 18 else None
+        row = kind.queryset(self.user()).filter(pk=int(pk)).first() if is_plain_id(pk, 17) else None
         if row is None:
             raise error(404, "not-found", f"{resource_type}/{pk} not found")
         audit_note(
@@ -254,9 +255,7 @@ class ApplyView(FhirView):
         unknown = sorted(set(request.query_params) - {"subject", "_format"})
         if unknown:
             raise error(400, "not-supported", f"unknown parameter(s): {', '.join(unknown)}", *unknown)
-        plan = (
-            KINDS["PlanDefinition"].queryset(user).filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 18 else None
-        )
+        plan = KINDS["PlanDefinition"].queryset(user).filter(pk=int(pk)).first() if is_plain_id(pk, 17) else None
         if plan is None:
             raise error(404, "not-found", f"PlanDefinition/{pk} not found")
         if plan.status != "active":

@@ -137,5 +137,6 @@ class LRUCache(Generic[K, V]):
 
 
 def user_key(user: Any) -> str:
-    """Every column of the user's row, as one string (array columns such as `roles` are not hashable)."""
-    return repr(tuple(getattr(user, f.attname) for f in user._meta.concrete_fields))
+    """Every column of the user's row but the password hash (no scope reads it, and a cache key should not
+    carry it), as one string (array columns such as `roles` are not hashable)."""
+    return repr(tuple(getattr(user, f.attname) for f in user._meta.concrete_fields if f.attname != "password"))

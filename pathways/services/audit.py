@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from pathways.choices import AuditAction, AuditOutcome
+from pathways.domain.units import is_plain_id
 from pathways.models import (
     AuditEvent,
     AuditEventSite,
@@ -230,7 +231,7 @@ def _record_sites_sql(entity_type: str) -> str | None:
 
 
 def _is_id(value: str) -> bool:
-    return value.isascii() and value.isdigit() and len(value) <= 18
+    return is_plain_id(value)
 
 
 # The actor's reachable sites as SQL, per user row and searched sites: compiled on every audited request before
