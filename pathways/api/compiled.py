@@ -225,6 +225,12 @@ pages: LRUCache[tuple[Any, ...], CompiledPage] = LRUCache(MAX_PAGES)
 setting_changed.connect(pages.clear, dispatch_uid="pathways.api.compiled.clear")
 
 
+def request_key(view: Any, request: Any) -> tuple[Any, ...]:
+    """What a kept page or lookup is built from: the view and its action, the user's row, every query parameter."""
+    query = tuple(sorted((name, tuple(values)) for name, values in request.query_params.lists()))
+    return (type(view).__qualname__, view.action, user_key(request.user), query)
+
+
 @contextmanager
 def statements_counted() -> Iterator[list[str]]:
     """The statements run inside the block (run as usual), listed."""
@@ -246,8 +252,7 @@ class CompiledListMixin:
     def list(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         view: Any = self
         paginator = view.paginator
-        query = tuple(sorted((name, tuple(values)) for name, values in request.query_params.lists()))
-        key = (type(self).__qualname__, view.action, user_key(request.user), query)
+        key = request_key(view, request)
         page = pages.get(key)
         if page is None:
             started = timezone.now()
@@ -293,8 +298,7 @@ class KeptLookupMixin:
         if view.action not in self.kept_lookups:
             return super().find_object()  # type: ignore[misc]
         request = view.request
-        query = tuple(sorted((name, tuple(values)) for name, values in request.query_params.lists()))
-        key = (type(self).__qualname__, view.action, user_key(request.user), query)
+        key = request_key(view, request)
         read = lookups.get(key)
         if read is None:
             with statements_counted() as ran:

@@ -123,11 +123,17 @@ def user_timezone_name(user: User) -> str:
     return name or "UTC"
 
 
+def tasks_for_action(*, user: User) -> QuerySet[Task]:
+    """The tasks the user may try to act on (scope_tasks_to_claim: their tasks, their pools, and their role's
+    tasks on their care teams that a colleague has just taken, so a lost race can be explained rather than
+    hidden)."""
+    return scope_tasks_to_claim(user)
+
+
 def task_for_action(*, user: User, task_id: int) -> Task | None:
-    """The task an action names, as far as the user may try to act on it (scope_tasks_to_claim: their tasks,
-    their pools, and their role's tasks on their care teams that a colleague has just taken, so a lost race
-    can be explained rather than hidden). None when out of scope."""
-    return _rows(scope_tasks_to_claim(user)).filter(pk=task_id).first()
+    """The task an action names, with what a row shows, as far as the user may try to act on it
+    (tasks_for_action). None when out of scope."""
+    return _rows(tasks_for_action(user=user)).filter(pk=task_id).first()
 
 
 def task_latest_change(*, task_id: int) -> TaskEvent | None:

@@ -29,7 +29,7 @@ from pathways.domain.applicability import precautions_for_role
 from pathways.errors import Conflict, DomainError, InvalidInput, NotFound, NotPermitted
 from pathways.middleware import audit_note
 from pathways.models import Task, TaskEvent, User
-from pathways.selectors.access import is_read_only, scope_tasks_to_claim, task_actions_allowed
+from pathways.selectors.access import is_read_only, task_actions_allowed
 from pathways.selectors.workspace import (
     my_work as my_work_tasks,
 )
@@ -38,6 +38,7 @@ from pathways.selectors.workspace import (
     precautions_by_version,
     task_for_action,
     task_latest_change,
+    tasks_for_action,
     user_timezone_name,
     work_rows,
 )
@@ -367,7 +368,7 @@ def task_action(request: HttpRequest, task_id: int, action: str) -> HttpResponse
     if is_read_only(user):
         raise PermissionDenied("you may not change tasks")
     # Read once, locked, with what the service needs, and handed to it (`locked=`), as the API's actions do.
-    task = task_services.tasks_for_update(scope_tasks_to_claim(user)).filter(pk=task_id).first()
+    task = task_services.tasks_for_update(tasks_for_action(user=user)).filter(pk=task_id).first()
     if task is None:
         if request.htmx:  # type: ignore[attr-defined]
             return _answer(request, user, task_id, status=404, error="This task is not available to you.")

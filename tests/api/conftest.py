@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
@@ -107,3 +108,15 @@ def notify(user: User, task: Task, key: str = "k") -> Notification:
         dedupe_key=key,
         created_at=task.created_at,
     )
+
+
+@pytest.fixture
+def empty_compiled_caches() -> Any:
+    """No kept page or lookup from an earlier test (pathways.api.compiled), and none left behind."""
+    from pathways.api import compiled
+
+    compiled.pages.clear()
+    compiled.lookups.clear()
+    yield
+    compiled.pages.clear()
+    compiled.lookups.clear()

@@ -21,16 +21,7 @@ from pathways.selectors.tasks import task_list, task_queue_for_user
 from pathways.services.enrollment import care_team_end
 from tests.api.conftest import World, client_for
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _empty_cache() -> Any:
-    compiled.pages.clear()
-    compiled.lookups.clear()
-    yield
-    compiled.pages.clear()
-    compiled.lookups.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_compiled_caches")]
 
 
 @pytest.fixture
