@@ -183,8 +183,10 @@ def test_observations_by_code_and_derived_from_and_the_flag(world):
     assert all({"reference": f"Observation/{resource['id']}"} in e["resource"]["derivedFrom"] for e in derived)
     flags = fhir.get("Flag", patient=world.patient.pk, status="active").json()["entry"]
     assert [f["resource"]["code"]["coding"][0]["code"] for f in flags] == ["ca-x-p-high"]
-    today = dt.datetime.now(dt.UTC).date().isoformat()
-    assert len(fhir.get("Observation", patient=world.patient.pk, date=f"ge{today}").json()["entry"]) >= 3
+    # The panel is effective half an hour ago (tests/fhir/conftest.py lab): from 00:00 to 00:30 UTC that is
+    # yesterday, so the bound is the panel's own day, not the clock's (this failed in a CI run at 00:14 UTC).
+    panel_day = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).date().isoformat()
+    assert len(fhir.get("Observation", patient=world.patient.pk, date=f"ge{panel_day}").json()["entry"]) >= 3
 
 
 def test_every_emitted_resource_validates_for_an_enrollment_with_every_task_status(world):
