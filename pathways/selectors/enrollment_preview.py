@@ -16,6 +16,7 @@ from pathways.choices import LIVE_ENROLLMENT_STATUSES, PathwayStage, Prong, Recu
 from pathways.domain.applicability import template_applies
 from pathways.domain.recurrence import PatientCalendar, RecurrenceSpec, first_occurrence, occurrences_between
 from pathways.models import Enrollment, PathwayTemplate, Patient, TaskTemplate
+from pathways.selectors.templates import stage_templates
 
 ROLE_LABELS = dict(Role.choices)
 PRONG_LABELS = dict(Prong.choices)
@@ -101,7 +102,7 @@ def enrollment_preview(
     [now, now + days). Only the templates of `stage` are previewed (treatment: enrolment as confirmed; workup:
     a suspected case), as enrollment_apply starts only those. `live_enrollment` is set when the patient is
     already enrolled (enrolment would be refused).
-    Three queries whatever the pathway's size.
+    Three queries whatever the pathway's size (two once the version's templates are kept, selectors.templates).
     """
     now = now or timezone.now()
     pathway = PathwayTemplate.objects.filter(slug=pathway_slug, status=TemplateStatus.ACTIVE).first()
@@ -112,7 +113,7 @@ def enrollment_preview(
         patient=patient, pathway_slug=pathway.slug, status__in=LIVE_ENROLLMENT_STATUSES
     ).first()
     cal = PatientCalendar.for_patient(patient)
-    for template in pathway.task_templates.filter(stage=stage):
+    for template in stage_templates(pathway_id=pathway.pk, stage=stage):
         if template.recurrence_kind == RecurrenceKind.ON_TRIGGER:
             preview.on_trigger.append(template)
             continue

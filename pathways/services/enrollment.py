@@ -40,6 +40,7 @@ from pathways.models import (
     User,
 )
 from pathways.selectors.access import can_enroll_patient, can_manage_enrollment, is_admin
+from pathways.selectors.templates import stage_templates
 from pathways.services.schedules import (
     schedule_clear_safety_hold,
     schedule_lock,
@@ -122,20 +123,21 @@ def enrollment_apply(
         patient=patient, pathway_slug=pathway.slug, status__in=LIVE_ENROLLMENT_STATUSES
     ).exists():
         raise AlreadyEnrolled(f"patient {patient.pk} already has a live {pathway.slug} enrollment")
+    # The patient's row lock makes a concurrent enrollment of the same patient wait for this one and then see
+    # it above; the constraint stays the backstop. No savepoint: its IntegrityError ends the whole enrollment.
     try:
-        with transaction.atomic():
-            enrollment = Enrollment.objects.create(
-                patient=patient,
-                template=pathway,
-                pathway_slug=pathway.slug,
-                coordinator=coordinator,
-                enrolled_at=now,
-                enrolled_by=actor,
-                diagnosis_status=diagnosis_status,
-                medications_at_enrollment=list(patient.risk_medications),
-                risk_factors_at_enrollment=list(patient.risk_factors),
-            )
-    except IntegrityError as exc:  # a concurrent enrollment won the race; the constraint decides
+        enrollment = Enrollment.objects.create(
+            patient=patient,
+            template=pathway,
+            pathway_slug=pathway.slug,
+            coordinator=coordinator,
+            enrolled_at=now,
+            enrolled_by=actor,
+            diagnosis_status=diagnosis_status,
+            medications_at_enrollment=list(patient.risk_medications),
+            risk_factors_at_enrollment=list(patient.risk_factors),
+        )
+    except IntegrityError as exc:
         raise AlreadyEnrolled(f"patient {patient.pk} already has a live {pathway.slug} enrollment") from exc
 
     applied, skipped = _start_stage(enrollment, patient, stage=enrollment_stage(diagnosis_status), actor=actor, now=now)
@@ -165,7 +167,7 @@ def _start_stage(
     applied: list[str] = []
     skipped: list[str] = []
     scheduled: list[TaskTemplate] = []
-    for template in TaskTemplate.objects.filter(pathway_id=enrollment.template_id, stage=stage):
+    for template in stage_templates(pathway_id=enrollment.template_id, stage=stage):
         if template.recurrence_kind == RecurrenceKind.ON_TRIGGER:
             continue
         if not template_applies(template, patient, stage=stage):

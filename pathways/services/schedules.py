@@ -5,8 +5,9 @@ next (docs/scheduling.md). The writes:
 
 - start: an enrollment's schedules are created and their day-0 occurrences materialized (`schedules_start`,
   `schedules_start_many`);
-- materialize: due occurrences become Task rows (`schedules_materialize`, the one mechanism, used by
-  enrollment and by the materialize sweep in services/sweeps/);
+- materialize: due occurrences become Task rows (`schedules_materialize`, the one mechanism, used by the
+  materialize sweep in services/sweeps/; a new enrollment's day-0 work is planned by the same `_plans` before
+  its schedules are written, so each goes in once);
 - after an occurrence closes: after-completion schedules learn their next time (`schedule_on_task_completed`,
   `schedule_on_task_closed`, called by the one transition function in services/tasks.py);
 - pause and resume: enrollment holds (`schedules_pause`, `schedule_resume`) and safety holds set by a rule
@@ -100,8 +101,17 @@ def schedules_start_many(
             )
     if not schedules:
         return []
+    # Day-0 work is planned before the schedules are written, so each row goes in once, already moved on past it.
+    # The schedules are new in this transaction, so none of their occurrences can exist: no savepoint to retry
+    # from (schedules_materialize's), and an IntegrityError fails the caller's transaction.
+    plans = _plans(schedules, until=now, now=now)
     Schedule.objects.bulk_create(schedules)
-    schedules_materialize(schedules=schedules, until=now, now=now, actor=actor)
+    tasks_create(
+        new_tasks=[dataclasses.replace(n, schedule_id=s.pk) for s, pending in plans for n in pending],
+        actor=actor,
+        now=now,
+        reason="scheduled occurrence",
+    )
     return schedules
 
 
@@ -187,6 +197,25 @@ def _create_one_schedule(
     return True
 
 
+def _plans(
+    schedules: Sequence[Schedule], *, until: dt.datetime, now: dt.datetime, max_occurrences: int = 1000
+) -> list[tuple[Schedule, list[NewTask]]]:
+    """The active schedules among `schedules` with an occurrence due by `until`, each with its occurrences
+    (`_plan`: the schedule objects move on, unsaved). One query, for the prerequisites' completed codes."""
+    due = [
+        s
+        for s in schedules
+        if s.status == ScheduleStatus.ACTIVE and s.next_due_at is not None and s.next_due_at <= until
+    ]
+    if not due:
+        return []
+    completed = _completed_codes(due)
+    return [
+        (s, _plan(s, until=until, now=now, completed=completed[s.enrollment_id], max_occurrences=max_occurrences))
+        for s in due
+    ]
+
+
 def schedules_materialize(
     *,
     schedules: Sequence[Schedule],
@@ -197,25 +226,16 @@ def schedules_materialize(
 ) -> MaterializeOutcome:
     """Create the tasks of locked schedules whose occurrences start at or before `until` (the one mechanism).
 
-    Enrollment (day-0 work) and the sweep both come here. The caller holds the row locks and the transaction.
-    One bulk insert of tasks and events serves the whole batch; should an occurrence already exist (the unique
-    (schedule, occurrence) constraint), each schedule is retried alone, skipping what exists, so one bad row
-    neither crashes the sweep nor creates a duplicate. Schedules need `task_template` and
-    `enrollment.patient.site` loaded.
+    The sweep and the re-plans come here (a new enrollment's day-0 work is planned the same way, `_plans`, before
+    its schedules are written). The caller holds the row locks and the transaction. One bulk insert of tasks and
+    events serves the whole batch; should an occurrence already exist (the unique (schedule, occurrence)
+    constraint), each schedule is retried alone, skipping what exists, so one bad row neither crashes the sweep
+    nor creates a duplicate. Schedules need `task_template` and `enrollment.patient.site` loaded.
     """
     outcome = MaterializeOutcome()
-    due = [
-        s
-        for s in schedules
-        if s.status == ScheduleStatus.ACTIVE and s.next_due_at is not None and s.next_due_at <= until
-    ]
-    if not due:
+    plans = _plans(schedules, until=until, now=now, max_occurrences=max_occurrences)
+    if not plans:
         return outcome
-    completed = _completed_codes(due)
-    plans = [
-        (s, _plan(s, until=until, now=now, completed=completed[s.enrollment_id], max_occurrences=max_occurrences))
-        for s in due
-    ]
     try:
         with transaction.atomic():
             outcome.tasks = tasks_create(

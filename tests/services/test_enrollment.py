@@ -264,3 +264,52 @@ def test_the_preview_shows_a_one_off_missed_during_a_hold_at_the_resume_time(
     upcoming = enrollment_upcoming_occurrences(enrollment=enrollment, days=2, now=resumed_at)
     hbot = [item for item in upcoming if item.template == "hbot-referral"]
     assert [(item.available_at, item.task_id) for item in hbot] == [(resumed_at, None)]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_enrollment_of_the_same_patient_waits_for_the_first_and_is_refused(
+    pathway, coordinator, pd_patient
+) -> None:
+    """Two enrollments of one patient at once: the second waits for the first to commit (the patient's row lock;
+    the unique constraint behind it), then is refused, and nothing of it is left (enrollment_apply inserts
+    without savepoints, so a failure ends its whole transaction)."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    first_holds = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                enrollment_apply(patient_id=pd_patient.pk, pathway_slug="calciphylaxis", actor=coordinator)
+                first_holds.set()
+                time.sleep(0.5)  # the second enrollment starts meanwhile
+        finally:
+            first_holds.set()
+            connection.close()
+
+    def second() -> None:
+        first_holds.wait(10)
+        started = time.monotonic()
+        try:
+            enrollment_apply(patient_id=pd_patient.pk, pathway_slug="calciphylaxis", actor=coordinator)
+            outcome["second"] = "enrolled"
+        except AlreadyEnrolled as exc:
+            outcome["second"] = exc
+        finally:
+            outcome["waited"] = time.monotonic() - started
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert isinstance(outcome["second"], AlreadyEnrolled), outcome
+    assert float(outcome["waited"]) >= 0.3  # it waited on the first one's lock rather than racing it
+    assert Enrollment.objects.filter(patient=pd_patient).count() == 1
+    assert Schedule.objects.filter(enrollment__patient=pd_patient).count() > 0
