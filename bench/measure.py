@@ -503,6 +503,7 @@ def measure_workspace(*, repeat: int) -> dict[str, Any]:
             if response.status_code != 200:
                 raise RuntimeError(f"{path} answered {response.status_code}")
 
+        get()  # warm: what the process keeps (a version's precautions, kept pages) is read on first use
         with CaptureQueriesContext(connection) as queries:
             get()
         # Counted now: captured_queries slices connection.queries when read, and the next request empties it.

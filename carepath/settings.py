@@ -85,6 +85,17 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The workspace's task rows and cards only (pathways/jinja2/; pathways/web/jinja_env.py says why).
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "NAME": "jinja2",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "environment": "pathways.web.jinja_env.environment",
+            "context_processors": ["pathways.web.jinja_env.csrf_once"],
+        },
+    },
 ]
 
 # Embedded default: a SQLite file under var/. Production: DATABASE_URL=postgres://...

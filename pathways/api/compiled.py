@@ -27,11 +27,8 @@ Why a cached page can never show what the ORM would not (tests/api/test_compiled
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
@@ -41,7 +38,21 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from pathways.selectors.kept import Converters, KeptModelRead, LRUCache, convert, converters_of, keep, user_key
+from pathways.selectors.kept import (
+    Converters,
+    KeptModelRead,
+    KeptStatement,
+    LRUCache,
+    compile_count,
+    convert,
+    converters_of,
+    is_constant,
+    is_timed,
+    keep,
+    now_positions,
+    statements_counted,
+    user_key,
+)
 
 MAX_PAGES = 2000
 
@@ -58,26 +69,13 @@ class _Layout:
 
 
 @dataclass(frozen=True)
-class _Statement:
-    sql: str
-    params: tuple[Any, ...]
-    now_at: tuple[int, ...]  # the positions of "now" among params
-
-    def bind(self, now: dt.datetime) -> list[Any]:
-        params = list(self.params)
-        for i in self.now_at:
-            params[i] = now
-        return params
-
-
-@dataclass(frozen=True)
 class CompiledPage:
     """One list page as SQL: the page's statement (LIMIT one row more than the page), the paginator's COUNT when
     it needs one, and how to turn a row into the object the serializer reads."""
 
-    page: _Statement
+    page: KeptStatement
     want_count: bool
-    count: _Statement | None  # None with want_count: Django knew the list empty without asking (a count of 0)
+    count: KeptStatement | None  # None with want_count: Django knew the list empty without asking (a count of 0)
     total_at: int | None  # the column holding `COUNT(*) OVER ()`, when the page carries its total
     layout: _Layout
     converters: Converters
@@ -126,65 +124,6 @@ def _layout(klass_info: dict[str, Any], select: list[Any], annotations: dict[str
     return _Layout(fields=fields, pk_at=pk_at, related=related, annotations=tuple(annotations.items()))
 
 
-class _Capture(Exception):
-    """Raised by the COUNT's execute wrapper once it has the statement: compiled, never sent."""
-
-
-def _compile_count(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]] | None:
-    # The paginator's very statement (queryset.count()), captured before it reaches the database.
-    captured: list[tuple[str, tuple[Any, ...]]] = []
-
-    def capture(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        captured.append((sql, tuple(params or ())))
-        raise _Capture
-
-    log = connection.queries_log
-    last = log[-1] if log else None
-    try:
-        with connection.execute_wrapper(capture):
-            queryset.count()
-    except _Capture:
-        pass
-    if connection.queries_logged and log and log[-1] is not last:
-        log.pop()  # the debug cursor logged the statement it never ran
-    # None: Django answered without a statement (a filter it knows matches nothing), so the count is 0.
-    return captured[0] if captured else None
-
-
-def _constant(value: Any) -> bool:
-    # A parameter that cannot hide a clock reading: plain values, and JSON documents (psycopg's Jsonb) of them.
-    if value is None or isinstance(value, (str, int, float, Decimal, uuid.UUID)):
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_constant(item) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _constant(v) for k, v in value.items())
-    wrapped = getattr(value, "obj", _NOTHING)  # psycopg.types.json.Jsonb
-    return wrapped is not _NOTHING and _constant(wrapped)
-
-
-_NOTHING = object()
-
-
-def _timed(value: Any) -> bool:
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return any(_timed(item) for item in value)
-    return isinstance(value, (dt.date, dt.time, dt.timedelta))  # a datetime is a date
-
-
-def _now_at(params: tuple[Any, ...], started: dt.datetime, finished: dt.datetime) -> tuple[tuple[int, ...], bool]:
-    """The positions of "now" (datetimes made while the query was built), and whether every other parameter is a
-    constant (no other date or time, which could be derived from the clock)."""
-    now_at = []
-    constant = connection.vendor == "postgresql"
-    for i, value in enumerate(params):
-        if isinstance(value, dt.datetime) and started <= value <= finished:
-            now_at.append(i)
-        elif not _constant(value):
-            constant = False
-    return tuple(now_at), constant
-
-
 def compile_page(
     queryset: QuerySet[Any],
     *,
@@ -204,16 +143,16 @@ def compile_page(
     compiler = page_qs.query.get_compiler(connection=connection, elide_empty=False)
     sql, params = compiler.as_sql()
     # Also beside a total in the page: a page past the end of the list has no row to carry it.
-    count = _compile_count(queryset) if want_count else None
+    count = compile_count(queryset) if want_count else None
     finished = timezone.now()
-    page_now, page_timeless = _now_at(tuple(params), started, finished)
-    count_now, count_timeless = _now_at(count[1], started, finished) if count else ((), True)
+    page_now, page_timeless = now_positions(tuple(params), started, finished)
+    count_now, count_timeless = now_positions(count[1], started, finished) if count else ((), True)
     select = compiler.select
     total_at = next((i for i, (_, _, alias) in enumerate(select) if alias == "page_total"), None)
     return CompiledPage(
-        page=_Statement(sql, tuple(params), page_now),
+        page=KeptStatement(sql, tuple(params), page_now),
         want_count=want_count,
-        count=_Statement(count[0], count[1], count_now) if count else None,
+        count=KeptStatement(count[0], count[1], count_now) if count else None,
         total_at=total_at if in_page else None,
         layout=_layout(compiler.klass_info, select, compiler.annotation_col_map),
         converters=converters_of(compiler),
@@ -229,19 +168,6 @@ def request_key(view: Any, request: Any) -> tuple[Any, ...]:
     """What a kept page or lookup is built from: the view and its action, the user's row, every query parameter."""
     query = tuple(sorted((name, tuple(values)) for name, values in request.query_params.lists()))
     return (type(view).__qualname__, view.action, user_key(request.user), query)
-
-
-@contextmanager
-def statements_counted() -> Iterator[list[str]]:
-    """The statements run inside the block (run as usual), listed."""
-    ran: list[str] = []
-
-    def count(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        ran.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(count):
-        yield ran
 
 
 class CompiledListMixin:
@@ -262,7 +188,7 @@ class CompiledListMixin:
             # filter (a kept page's filters were valid).
             limit, offset, want_count = paginator.page_request(request)
             # A date or time the client gave could fall inside the build and pass for "now".
-            timed = any(_timed(value) for value in getattr(view, "filter_values", {}).values())
+            timed = any(is_timed(value) for value in getattr(view, "filter_values", {}).values())
             page = compile_page(
                 queryset,
                 started=started,
@@ -304,7 +230,7 @@ class KeptLookupMixin:
             with statements_counted() as ran:
                 queryset = view.filter_queryset(view.get_queryset()).filter(pk=_ID_MARKER)
             read = keep(queryset, _ID_MARKER)
-            constant = connection.vendor == "postgresql" and all(_constant(p) for p in read.params)
+            constant = connection.vendor == "postgresql" and all(is_constant(p) for p in read.params)
             if not ran and constant:
                 lookups.put(key, read)
         obj = read.first(int(view.kwargs[view.lookup_url_kwarg or view.lookup_field]))

@@ -7,6 +7,7 @@ Out-of-scope objects are simply absent from the querysets: callers answer 404, n
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Value
@@ -249,19 +250,34 @@ def can_register_patient(user: User | None, site: Site) -> bool:
     return is_coordinator(user) and user.sites.filter(pk=site.pk).exists()
 
 
-def _may_act(user: User, task: Task, action: str, *, in_site: bool, team_roles: set[str] | None) -> bool:
+@dataclass(frozen=True)
+class _Actor:
+    """What _may_act asks of the user, read once (a page asks it for every task and action)."""
+
+    pk: int
+    reads_only: bool  # an auditor with no working role
+    coordinator: bool
+
+    @classmethod
+    def of(cls, user: User) -> _Actor:
+        return cls(
+            pk=user.pk,
+            reads_only=is_auditor(user) and not (is_coordinator(user) or specialist_roles(user)),
+            coordinator=is_coordinator(user),
+        )
+
+
+def _may_act(actor: _Actor, task: Task, action: str, *, in_site: bool, team_roles: set[str] | None) -> bool:
     """The one rule behind can_act_on_task and task_actions_allowed, given the facts they look up.
     `team_roles`: the roles the user currently holds on the task's care team (None or empty: not on it)."""
-    if is_auditor(user) and not (is_coordinator(user) or specialist_roles(user)):
+    if actor.reads_only or not in_site:
         return False
-    if not in_site:
-        return False
-    if is_coordinator(user) and action in MANAGE_ACTIONS:
+    if actor.coordinator and action in MANAGE_ACTIONS:
         return True
     if action == "claim":
         return task.assignee_id is None and task.role in (team_roles or set())
     if action in WORK_ACTIONS:
-        return task.assignee_id == user.pk and bool(team_roles)
+        return task.assignee_id == actor.pk and bool(team_roles)
     return False
 
 
@@ -282,7 +298,7 @@ def can_act_on_task(user: User | None, task: Task, action: str) -> bool:
     found = set(at_site.order_by().union(team.order_by().values_list("role", flat=True), all=True))
     if _AT_SITE not in found:
         return False
-    return _may_act(user, task, action, in_site=True, team_roles=found - {_AT_SITE})
+    return _may_act(_Actor.of(user), task, action, in_site=True, team_roles=found - {_AT_SITE})
 
 
 _AT_SITE = "@site"  # not a role name (roles are lower-case words)
@@ -290,30 +306,37 @@ _AT_SITE = "@site"  # not a role name (roles are lower-case words)
 
 def task_actions_allowed(user: User, tasks: Iterable[Task], actions: Iterable[str]) -> dict[int, frozenset[str]]:
     """For each task (by id), which of `actions` the user may take: can_act_on_task's answer for a whole page
-    in two queries (the user's sites, their current care-team roles). Each task needs `enrollment.patient`
-    loaded, or `enrollment__patient__site_id` reachable without a query (select_related)."""
+    in one statement (the user's sites and their current roles on the page's care teams). Each task needs
+    `enrollment.patient` loaded, or `enrollment__patient__site_id` reachable without a query (select_related)."""
     tasks = list(tasks)
     actions = tuple(actions)
     if is_admin(user):
         return {t.pk: frozenset(actions) for t in tasks}
-    if is_auditor(user) and not (is_coordinator(user) or specialist_roles(user)):
+    actor = _Actor.of(user)
+    if actor.reads_only:
         return {t.pk: frozenset() for t in tasks}
-    site_ids = set(user.sites.values_list("pk", flat=True))
-    roles: dict[int, set[str]] = {}
-    for enrollment_id, role in CareTeamMember.objects.filter(
+    # (site id, "@site") for each of the user's sites, then (enrollment id, role) for each live membership.
+    at_sites = (
+        User.sites.through.objects.filter(user_id=user.pk)
+        .annotate(found=Value(_AT_SITE, output_field=CharField()))
+        .values_list("site_id", "found")  # type: ignore[misc]  # the annotation above (django-stubs)
+    )
+    team = CareTeamMember.objects.filter(
         enrollment_id__in={t.enrollment_id for t in tasks}, user=user, period_end__isnull=True
-    ).values_list("enrollment_id", "role"):
-        roles.setdefault(enrollment_id, set()).add(role)
+    ).values_list("enrollment_id", "role")
+    site_ids: set[int] = set()
+    roles: dict[int, set[str]] = {}
+    for key, value in at_sites.order_by().union(team.order_by(), all=True):
+        if value == _AT_SITE:
+            site_ids.add(key)
+        else:
+            roles.setdefault(key, set()).add(value)
     return {
         t.pk: frozenset(
             a
             for a in actions
             if _may_act(
-                user,
-                t,
-                a,
-                in_site=t.enrollment.patient.site_id in site_ids,
-                team_roles=roles.get(t.enrollment_id),
+                actor, t, a, in_site=t.enrollment.patient.site_id in site_ids, team_roles=roles.get(t.enrollment_id)
             )
         )
         for t in tasks

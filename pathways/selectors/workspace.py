@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
+from django.utils import timezone
 
 from pathways.choices import OPEN_TASK_STATUSES, DerivedCode, ObservationCode, Prong
 from pathways.models import (
@@ -19,7 +20,6 @@ from pathways.models import (
     MedicationChange,
     Notification,
     Observation,
-    PathwayTemplate,
     Patient,
     Task,
     TaskEvent,
@@ -32,6 +32,7 @@ from pathways.selectors.access import (
     scope_tasks,
     scope_tasks_to_claim,
 )
+from pathways.selectors.kept import kept_count, process_cache, user_key
 from pathways.selectors.tasks import task_queue_for_user
 
 # What a task row shows: the task's own columns, the patient's name, MRN and site, the assignee's name.
@@ -162,9 +163,18 @@ def notifications_for(*, user: User) -> QuerySet[Notification]:
     )
 
 
+_unread_counts = process_cache(2000, "unread counts")
+
+
 def unread_notification_count(*, user: User) -> int:
-    """How many of the user's notifications are unread (one COUNT on the (user, read_at) index)."""
-    return scope_notifications(user).filter(read_at__isnull=True).count()
+    """How many of the user's notifications are unread (one COUNT on the (user, read_at) index, compiled once per
+    user row: every page's header shows it)."""
+    return kept_count(
+        _unread_counts,
+        user_key(user),
+        lambda _now: scope_notifications(user).filter(read_at__isnull=True),
+        now=timezone.now(),
+    )
 
 
 @dataclass
@@ -247,10 +257,3 @@ def patient_page(*, user: User, patient_id: int, now: dt.datetime) -> PatientPag
     timeline.sort(key=lambda item: item[0], reverse=True)
     page.timeline = timeline[:TIMELINE_EVENTS]
     return page
-
-
-def precautions_by_version(version_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
-    """The standing precautions of pathway versions, by version id (one query; {} for no ids)."""
-    if not version_ids:
-        return {}
-    return dict(PathwayTemplate.objects.filter(pk__in=version_ids).values_list("pk", "precautions"))

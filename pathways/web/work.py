@@ -8,7 +8,7 @@ as a plain form post (Post/Redirect/Get) and as an htmx post (the answer is the 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,12 +30,13 @@ from pathways.errors import Conflict, DomainError, InvalidInput, NotFound, NotPe
 from pathways.middleware import audit_note
 from pathways.models import Task, TaskEvent, User
 from pathways.selectors.access import is_read_only, task_actions_allowed
+from pathways.selectors.kept import kept_values, process_cache, user_key
+from pathways.selectors.templates import precautions_by_version
 from pathways.selectors.workspace import (
     my_work as my_work_tasks,
 )
 from pathways.selectors.workspace import (
     notifications_for,
-    precautions_by_version,
     task_for_action,
     task_latest_change,
     tasks_for_action,
@@ -47,6 +48,7 @@ from pathways.services.notifications import notification_mark_read, notification
 from pathways.services.observations import ObservationInput, task_complete_with_values
 from pathways.services.photos import PHOTO_TASK_STATUSES, PHOTO_TEMPLATES
 from pathways.web.nav import start_url
+from pathways.web.reversing import reverse_kept
 from pathways.web.work_forms import (
     ACTIONS,
     OUTCOME_ACTIONS,
@@ -142,7 +144,7 @@ def _candidates(task: Task) -> list[str]:
 
 def action_url(task_id: int, action: str) -> str:
     """The URL a task action's form posts to (workspace:task-action)."""
-    return reverse("workspace:task-action", args=[task_id, action])
+    return reverse_kept("workspace:task-action", task_id, action)
 
 
 def task_rows(user: User, tasks: Iterable[Task], now: dt.datetime) -> list[dict[str, Any]]:
@@ -182,7 +184,7 @@ def task_rows(user: User, tasks: Iterable[Task], now: dt.datetime) -> list[dict[
                     if a in REASON_ACTIONS | OUTCOME_ACTIONS
                 ],
                 "values_url": (
-                    reverse("workspace:task-complete-values", args=[task.pk])
+                    reverse_kept("workspace:task-complete-values", task.pk)
                     if "complete" in actions and template_code in VALUES_FOR_TEMPLATE
                     else ""
                 ),
@@ -190,7 +192,7 @@ def task_rows(user: User, tasks: Iterable[Task], now: dt.datetime) -> list[dict[
                 "precautions": precautions_for_role(precautions.get(task.enrollment.template_id), task.role),
                 # Wound assessments take photographs from whoever may complete them (claim first, or theirs).
                 "photos_url": (
-                    reverse("workspace:task-photos", args=[task.pk])
+                    reverse_kept("workspace:task-photos", task.pk)
                     if template_code in PHOTO_TEMPLATES
                     and task.status in PHOTO_TASK_STATUSES
                     and (
@@ -232,18 +234,25 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect(start_url(staff_user(request)))
 
 
-def _work_page(tasks: QuerySet[Task], number: str | None) -> Page:
-    """Page `number` of `tasks` (Paginator.get_page's answer), its rows read by id (work_rows). The first page's
-    ids are fetched with one more than it shows: when the queue fits on it, as a specialist's usually does, that
-    fetch is its count too, and the COUNT statement (the queue's whole scoped filter a second time) is not run."""
-    ids = tasks.values_list("pk", flat=True)
-    paginator = Paginator(ids, PAGE_SIZE)
+# My work's first page as SQL, kept per user and filters (selectors.kept.kept_values, the API pages' rules).
+MAX_KEPT_PAGES = 2000
+_first_pages = process_cache(MAX_KEPT_PAGES, "my work")
+
+
+def _work_page(tasks: Callable[[dt.datetime], QuerySet[Task]], key: Any, number: str | None, now: dt.datetime) -> Page:
+    """Page `number` of the queue `tasks(now)` builds (Paginator.get_page's answer), its rows read by id
+    (work_rows). The first page's ids are fetched with one more than it shows: when the queue fits on it, as a
+    specialist's usually does, that fetch is its count too, and the COUNT statement (the queue's whole scoped
+    filter a second time) is not run. The first page's statements are compiled once per `key` (what the queue
+    is built from: the user's row and the filters) and run with a fresh `now`."""
     if number not in (None, "", "1"):
+        paginator = Paginator(tasks(now).values_list("pk", flat=True), PAGE_SIZE)
         page = paginator.get_page(number)
         return Page(work_rows(list(page.object_list)), page.number, paginator)
-    head = list(ids[: PAGE_SIZE + 1])
-    if len(head) <= PAGE_SIZE:
-        paginator.count = len(head)  # a cached_property: set, it is not computed
+    rows, count = kept_values(_first_pages, key, lambda at: tasks(at).values_list("pk"), limit=PAGE_SIZE + 1, now=now)
+    head = [pk for (pk,) in rows]
+    paginator = Paginator(head, PAGE_SIZE)
+    paginator.count = len(head) if len(head) <= PAGE_SIZE else count()  # a cached_property: set, not computed
     return Page(work_rows(head[:PAGE_SIZE]), 1, paginator)
 
 
@@ -260,15 +269,12 @@ def my_work(request: HttpRequest) -> HttpResponse:
     if due in ("today", "week"):  # only these windows start at the user's local midnight (one query for the zone)
         zone = ZoneInfo(user_timezone_name(user))
         day_start = dt.datetime.combine(now.astimezone(zone).date(), dt.time(), tzinfo=zone)
-    tasks = my_work_tasks(
-        user=user,
-        now=now,
-        day_start=day_start,
-        prong=filters.get("prong", ""),
-        patient=(filters.get("patient") or "").strip(),
-        due=due,
-    )
-    page = _work_page(tasks, request.GET.get("page"))
+    prong, patient = filters.get("prong", ""), (filters.get("patient") or "").strip()
+
+    def tasks(at: dt.datetime) -> QuerySet[Task]:
+        return my_work_tasks(user=user, now=at, day_start=day_start, prong=prong, patient=patient, due=due)
+
+    page = _work_page(tasks, ("my work", user_key(user), prong, patient, due), request.GET.get("page"), now)
     rows = task_rows(user, page.object_list, now)
     audit_note(
         request,
@@ -340,6 +346,7 @@ def _answer(
     rows = task_rows(user, [task], now) if task is not None else []
     context = {
         "row": rows[0] if rows else None,
+        "rows": rows,
         "notice": notice,
         "error": error,
         "form_action": form_action,

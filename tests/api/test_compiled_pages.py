@@ -17,6 +17,7 @@ from pathways.api import compiled
 from pathways.api.serializers import TaskSerializer
 from pathways.choices import Role
 from pathways.models import Task, User
+from pathways.selectors.kept import now_positions
 from pathways.selectors.tasks import task_list, task_queue_for_user
 from pathways.services.enrollment import care_team_end
 from tests.api.conftest import World, client_for
@@ -142,10 +143,10 @@ def test_a_build_that_read_the_database_is_not_kept(world: World, compiles: mock
 def test_only_plain_constants_and_now_are_kept() -> None:
     started = dt.datetime(2026, 11, 29, 12, tzinfo=dt.UTC)
     finished = started + dt.timedelta(milliseconds=3)
-    now_at, constant = compiled._now_at((1, "x", started + dt.timedelta(milliseconds=1), None), started, finished)
+    now_at, constant = now_positions((1, "x", started + dt.timedelta(milliseconds=1), None), started, finished)
     assert (now_at, constant) == ((2,), True)
     for clock in (started.date(), started - dt.timedelta(days=1), dt.timedelta(hours=1), [started.date()]):
-        assert compiled._now_at((1, clock), started, finished)[1] is False
+        assert now_positions((1, clock), started, finished)[1] is False
 
 
 def test_invalid_filters_are_a_400_and_keep_nothing(world: World) -> None:
