@@ -396,10 +396,11 @@ def search_apply(kind: ResourceKind, user: User, params: dict[str, list[str]]) -
     unknown = sorted(set(params) - set(kind.params) - CONTROL_PARAMS)
     if unknown:
         raise error(400, "not-supported", f"unknown search parameter(s): {', '.join(unknown)}", *unknown)
-    qs = kind.queryset(user)
     if kind.for_patients is not None and params.get("patient"):
         patients = [part.strip() for value in params["patient"] for part in value.split(",") if part.strip()]
         qs = kind.for_patients(user, _ids(patients, "Patient", "patient"))
+    else:
+        qs = kind.queryset(user)
     for name, values in params.items():
         if name in kind.params:
             split = [

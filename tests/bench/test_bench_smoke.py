@@ -229,6 +229,8 @@ def test_enrolling_costs_the_same_number_of_queries_whatever_the_number_of_templ
     pathway: PathwayTemplate, site: Site, coordinator: User
 ) -> None:
     counts, applied = [], []
+    # Warm: the first enrollment in a version reads its templates once per process (selectors/templates.py).
+    enrollment_apply(patient_id=PatientFactory(site=site).pk, pathway_slug="calciphylaxis", actor=coordinator)
     for shape in (
         {"dialysis_modality": "HD", "risk_medications": ["warfarin"]},
         {"dialysis_modality": "PD", "risk_medications": [], "dialysis_days": []},
