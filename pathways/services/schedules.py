@@ -160,6 +160,7 @@ def _plan(
             completed_codes=completed,
             schedule_id=schedule.pk,
             occurrence=schedule.occurrences_made,
+            scheduled=True,  # also before the schedule has an id (a new enrollment's day-0 work)
         )
         pending.append(dataclasses.replace(new, enrollment_id=schedule.enrollment_id))
         schedule.next_due_at = occurrence_after(

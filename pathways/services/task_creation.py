@@ -110,14 +110,17 @@ def new_task_from_template(
     priority: str | None = None,
     due_within_hours: int | None = None,
     rule_code: str = "",
+    scheduled: bool = False,
 ) -> NewTask:
     """A NewTask for one occurrence of a template, waiting on any prerequisite not yet completed.
 
     A scheduled occurrence of a session-bound template (`expires_after_hours`) gets `expires_at`, the end of its
     window; a task a rule creates from the template (no schedule) is asked for now and does not expire.
+    `scheduled`: the occurrence is a schedule's even without `schedule_id` (a new schedule's day-0 work is
+    planned before the schedule is written, services/schedules.py `_plans`; its id is set afterwards).
     """
     window = dt.timedelta(hours=due_within_hours or template.due_within_hours)
-    expires = template.expires_after_hours if schedule_id is not None else None
+    expires = template.expires_after_hours if scheduled or schedule_id is not None else None
     return NewTask(
         title=template.title,
         prong=template.prong,

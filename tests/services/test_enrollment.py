@@ -313,3 +313,24 @@ def test_a_concurrent_enrollment_of_the_same_patient_waits_for_the_first_and_is_
     assert float(outcome["waited"]) >= 0.3  # it waited on the first one's lock rather than racing it
     assert Enrollment.objects.filter(patient=pd_patient).count() == 1
     assert Schedule.objects.filter(enrollment__patient=pd_patient).count() > 0
+
+
+def test_day0_work_of_a_session_bound_template_expires_with_its_session(
+    pathway: PathwayTemplate, coordinator: User, hd_warfarin_patient
+) -> None:
+    """Day-0 work is planned before its schedules are written (schedules_start_many): an occurrence of a
+    session-bound template (`expires_after_hours`) made at enrollment still gets the end of its window, as the
+    sweep's occurrences do. Enrolled as Monday's 13:00 Chicago session starts (19:00 UTC), the pain score at
+    that session is day-0 work, due 4 h later and missed 6 h after the start."""
+    session = dt.datetime(2026, 3, 2, 19, 0, tzinfo=dt.UTC)
+    enrollment = enrollment_apply(
+        patient_id=hd_warfarin_patient.pk, pathway_slug="calciphylaxis", actor=coordinator, now=session
+    )
+    [pain] = Task.objects.filter(enrollment=enrollment, template__code="pain-score-dialysis")
+    schedule = Schedule.objects.get(enrollment=enrollment, task_template__code="pain-score-dialysis")
+    assert (pain.schedule_id, pain.occurrence) == (schedule.pk, 1)
+    assert (pain.available_at, pain.due_at, pain.expires_at) == (
+        session,
+        session + dt.timedelta(hours=4),
+        session + dt.timedelta(hours=6),
+    )
