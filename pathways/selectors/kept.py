@@ -322,7 +322,12 @@ class LRUCache(Generic[K, V]):
         return len(self.items)
 
 
+# Columns no scope reads and a key should not carry: the password hash, and the last sign-in (each sign-in would
+# otherwise start the user's kept pages afresh).
+_NOT_KEYED = frozenset({"password", "last_login"})
+
+
 def user_key(user: Any) -> str:
-    """Every column of the user's row but the password hash (no scope reads it, and a cache key should not
-    carry it), as one string (array columns such as `roles` are not hashable)."""
-    return repr(tuple(getattr(user, f.attname) for f in user._meta.concrete_fields if f.attname != "password"))
+    """Every column of the user's row but the password hash and the last sign-in (no scope reads them), as one
+    string (array columns such as `roles` are not hashable)."""
+    return repr(tuple(getattr(user, f.attname) for f in user._meta.concrete_fields if f.attname not in _NOT_KEYED))
