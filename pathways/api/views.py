@@ -433,10 +433,12 @@ class TaskViewSet(KeptLookupMixin, CompiledListMixin, mixins.ListModelMixin, mix
             return task_services.tasks_for_update(scope_tasks_to_claim(user))
         if self.action in self.changes:
             return task_services.tasks_for_update(scope_tasks(user))
-        # A list for one patient narrows the scope itself (the `patient` filter still applies and validates).
+        # A list for one patient, or of the user's own tasks, narrows the scope itself (the `patient` and
+        # `assignee` filters still apply and validate).
         patient = self.request.query_params.get("patient", "")
         narrow = int(patient) if self.action == "list" and is_plain_id(patient, 17) else None
-        return task_list(user=user, patient_id=narrow)
+        own = self.action == "list" and self.request.query_params.get("assignee", "").strip() == "me"
+        return task_list(user=user, patient_id=narrow, own=own)
 
     @property
     def total_with_page(self) -> bool:

@@ -107,8 +107,20 @@ def _live_membership_in_role(user: User) -> Exists:
     )
 
 
+def _own_tasks(user: User, tasks: QuerySet[Task]) -> QuerySet[Task]:
+    """`tasks` assigned to `user` on a care team they are on (a live membership), at one of their sites: a
+    specialist's own work. The site check on the task's side: inside the membership it makes PostgreSQL expect a
+    handful of memberships and read every task of them, rather than the user's own tasks through the assignee
+    index."""
+    return tasks.filter(
+        Exists(CareTeamMember.objects.filter(enrollment=OuterRef("enrollment"), user=user, period_end__isnull=True)),
+        assignee=user,
+        enrollment__patient__site__in=_site_ids(user),
+    )
+
+
 def _care_team_task_ids(
-    user: User, *, open_only: bool, pool_any_assignee: bool = False, enrollments: Any = None
+    user: User, *, open_only: bool, pool_any_assignee: bool = False, enrollments: Any = None, own: bool = False
 ) -> QuerySet[Task, Any]:
     """Ids of the tasks a specialist reaches through their live care-team memberships: the tasks assigned to
     them on a care team they are on, plus the tasks of a role they hold there that are in its pool (or, with
@@ -121,7 +133,8 @@ def _care_team_task_ids(
     id (`.filter(pk=…)`) is pushed into both branches, so a detail or action still reads one row; so is
     `enrollments` (ids, or a queryset of ids), so one patient's tasks read that patient's rows only.
     PostgreSQL runs the UNION once per candidate row of the outer query, which is cheap only when each run is
-    narrow: one patient's page read the user's whole history eleven times before (187 ms at 1M tasks)."""
+    narrow: one patient's page read the user's whole history eleven times before (187 ms at 1M tasks).
+    `own`: the assigned branch alone (the user's own tasks: the pool branch holds only unassigned ones)."""
     tasks = Task.objects.order_by()  # no ORDER BY inside the UNION
     if open_only:
         tasks = tasks.filter(status__in=OPEN_TASK_STATUSES)
@@ -130,32 +143,31 @@ def _care_team_task_ids(
     pool = tasks.filter(_live_membership_in_role(user))
     if not pool_any_assignee:
         pool = pool.filter(assignee__isnull=True)
-    # The site check on the task's side here: inside the membership it makes PostgreSQL expect a handful of
-    # memberships and read every task of them, rather than the user's own tasks through the assignee index.
-    mine = tasks.filter(
-        Exists(CareTeamMember.objects.filter(enrollment=OuterRef("enrollment"), user=user, period_end__isnull=True)),
-        assignee=user,
-        enrollment__patient__site__in=_site_ids(user),
-    )
+    mine = _own_tasks(user, tasks)
+    if own:
+        return mine.values("pk")
     return pool.values("pk").union(mine.values("pk"), all=True)
 
 
-def scope_tasks(user: User, *, open_only: bool = False, enrollments: Any = None) -> QuerySet[Task]:
+def scope_tasks(user: User, *, open_only: bool = False, enrollments: Any = None, own: bool = False) -> QuerySet[Task]:
     """The tasks a user may see: admins all; coordinators and auditors their sites'; specialists, on the care
     teams they are on (live memberships at their sites), the tasks assigned to them and the pools of the roles
     they hold there. `open_only`: only open tasks (requested, accepted, in progress, on hold), which lets the
     specialists' branches use the open-task partial indexes. `enrollments` (ids, or a queryset of ids): only
-    their tasks, narrowed inside the specialists' branches too (a patient's page, a list for one patient)."""
+    their tasks, narrowed inside the specialists' branches too (a patient's page, a list for one patient).
+    `own`: only those of them assigned to the user (`assignee=me`); a specialist's pools are then not read."""
     qs = Task.objects.all()
     if open_only:
         qs = qs.filter(status__in=OPEN_TASK_STATUSES)
     if enrollments is not None:
         qs = qs.filter(enrollment_id__in=enrollments)
+    if own:
+        qs = qs.filter(assignee=user)
     if is_admin(user):
         return qs
     if is_coordinator(user) or is_auditor(user):
         return qs.filter(enrollment__patient__site__in=_site_ids(user))
-    return qs.filter(pk__in=_care_team_task_ids(user, open_only=open_only, enrollments=enrollments))
+    return qs.filter(pk__in=_care_team_task_ids(user, open_only=open_only, enrollments=enrollments, own=own))
 
 
 def scope_tasks_is_own_work(user: User) -> bool:

@@ -33,12 +33,13 @@ def _with_related(qs: QuerySet[Task]) -> QuerySet[Task]:
     )
 
 
-def task_list(*, user: User, patient_id: int | None = None) -> QuerySet[Task]:
+def task_list(*, user: User, patient_id: int | None = None, own: bool = False) -> QuerySet[Task]:
     """Every task the user may see, most urgent first (priority, then due time); with `patient_id`, only that
-    patient's (narrowed inside the scope, so the list reads that patient's tasks, not the user's whole scope)."""
+    patient's (narrowed inside the scope, so the list reads that patient's tasks, not the user's whole scope);
+    with `own`, only those assigned to the user (scope_tasks: a specialist's pools are not read)."""
     enrollments = None if patient_id is None else Enrollment.objects.filter(patient_id=patient_id).values("pk")
     return (
-        _with_related(scope_tasks(user, enrollments=enrollments))
+        _with_related(scope_tasks(user, enrollments=enrollments, own=own))
         .annotate(priority_rank=PRIORITY_RANK_SQL)
         .order_by("-priority_rank", "due_at", "pk")
     )

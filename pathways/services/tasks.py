@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -82,12 +82,46 @@ def task_changes_record(changes: Sequence[TaskChange]) -> None:
     here, so "who bumped this version, and where is it recorded?" has one answer.
     """
     events: list[TaskEvent] = []
+    groups: dict[tuple[str, ...], list[Task]] = {}
     for change in changes:
         if change.fields:
             change.task.version += 1
-            change.task.save(update_fields=sorted({*change.fields, "version", "updated_at"}))
+            groups.setdefault(tuple(sorted({*change.fields, "version", "updated_at"})), []).append(change.task)
         events += change.events
+    for fields, tasks in groups.items():
+        _tasks_save(tasks, fields)
     TaskEvent.objects.bulk_create(events)
+
+
+def _tasks_save(tasks: list[Task], fields: tuple[str, ...]) -> None:
+    """Save `fields` of each of `tasks` (the same fields for all): one `UPDATE … FROM unnest(…)` on PostgreSQL
+    for several rows (a sweep closing a batch of missed sessions wrote them one statement each), else each row's
+    save(update_fields=…). Fields whose type cannot be unnested (arrays) take the per-row path."""
+    model_fields = [Task._meta.get_field(name) for name in fields]
+    unnestable = all(
+        (f.target_field if f.is_relation else f).get_internal_type() in connection.data_types  # type: ignore[union-attr]
+        for f in model_fields
+    )
+    if len(tasks) == 1 or connection.vendor != "postgresql" or not unnestable:
+        for task in tasks:
+            task.save(update_fields=list(fields))
+        return
+    now = timezone.now()
+    for task in tasks:
+        task.updated_at = now  # what auto_now sets on save()
+    columns = [f.column for f in model_fields]  # type: ignore[union-attr]
+    types = [f.db_type(connection).split("(")[0] for f in model_fields]  # type: ignore[union-attr]
+    arrays = [[f.get_db_prep_save(getattr(t, f.attname), connection) for t in tasks] for f in model_fields]  # type: ignore[union-attr]
+    table = Task._meta.db_table
+    assignments = ", ".join(f'"{c}" = v."{c}"' for c in columns)
+    arrays_sql = ", ".join(f"%s::{db_type}[]" for db_type in types)
+    names = ", ".join(f'"{c}"' for c in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{table}" AS t SET {assignments} FROM unnest(%s::bigint[], {arrays_sql}) '  # noqa: S608 - names from the model
+            f'AS v("id", {names}) WHERE t."id" = v."id"',
+            [[t.pk for t in tasks], *arrays],
+        )
 
 
 def tasks_for_update(qs: QuerySet[Task]) -> QuerySet[Task]:

@@ -192,3 +192,34 @@ def test_a_real_worker_closes_ended_sessions_as_missed_once(pathway, site, coord
     missed_events = TaskEvent.objects.filter(task_id__in=ids, to_status=TaskStatus.MISSED)
     assert missed_events.count() == len(ids)  # each closed exactly once
     assert set(Task.objects.filter(pk__in=ids).values_list("version", flat=True)) == {2}
+
+
+@pytest.mark.postgres
+def test_a_batch_of_missed_sessions_is_written_in_one_update_with_each_rows_version_and_event(enroll, site) -> None:
+    """task_changes_record writes tasks that change the same fields in one UPDATE … FROM unnest (the catch-up after
+    an outage closed them one statement each): every row still gets its version + 1, its new status, a fresh
+    updated_at and its 'transitioned' event."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from pathways.services.tasks import tasks_close_missed
+
+    for _ in range(3):
+        enroll(PatientFactory(site=site, dialysis_days=[0, 2, 4], dialysis_session_time=dt.time(13, 0)))
+    sweep_at(MONDAY)
+    session = list(
+        Task.objects.filter(template__code="pain-score-dialysis", status=TaskStatus.REQUESTED).order_by("pk")
+    )
+    assert len(session) >= 3
+    before = {t.pk: (t.version, t.updated_at) for t in session}
+    closed_at = MONDAY + dt.timedelta(days=1)
+    with CaptureQueriesContext(connection) as queries, time_machine.travel(closed_at, tick=False):
+        closed = tasks_close_missed(tasks=session, now=closed_at, reason="synthetic outage")
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "pathways_task"')]
+    assert len(updates) == 1 and "unnest" in updates[0]
+    assert {t.pk for t in closed} == set(before)
+    for task in Task.objects.filter(pk__in=before):
+        assert (task.status, task.version) == (TaskStatus.MISSED, before[task.pk][0] + 1)
+        assert task.updated_at == closed_at > before[task.pk][1]
+        event = TaskEvent.objects.filter(task=task).latest("pk")
+        assert (event.to_status, event.reason) == (TaskStatus.MISSED, "synthetic outage")
