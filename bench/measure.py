@@ -689,12 +689,15 @@ def _page_queryset(username: str, api: str) -> tuple[Any, Any]:
     from django.http import QueryDict
 
     from pathways.api.filters import TaskFilter
-    from pathways.selectors.tasks import task_list, task_queue_for_user
+    from pathways.selectors.tasks import task_list_for_query, task_queue_for_user
 
     user = User.objects.get(username=username)
     parts = urlsplit(api)
-    base = task_queue_for_user(user=user) if parts.path.endswith("/queue/") else task_list(user=user)
     filters = QueryDict(parts.query)
+    if parts.path.endswith("/queue/"):
+        base = task_queue_for_user(user=user)
+    else:
+        base = task_list_for_query(user=user, query=filters)
     if not set(filters):
         return base, user
     filterset = TaskFilter(filters, queryset=base, request=SimpleNamespace(user=user))  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from pathways.api.base import ScopedReadOnlyViewSet, ScopedViewSet, staff, valid
 from pathways.api.compiled import CompiledListMixin, KeptLookupMixin
 from pathways.api.filters import EnrollmentFilter, NotificationFilter, PathwayFilter, PatientFilter, TaskFilter
 from pathways.choices import TaskStatus
-from pathways.domain.units import is_plain_id, to_int
+from pathways.domain.units import to_int
 from pathways.errors import InvalidInput, NotPermitted
 from pathways.models import (
     CareTeamMember,
@@ -54,7 +54,7 @@ from pathways.selectors.migration import (
     pathway_version_diff,
 )
 from pathways.selectors.schedule import MAX_PREVIEW_DAYS, enrollment_upcoming_occurrences
-from pathways.selectors.tasks import task_list, task_queue_for_user
+from pathways.selectors.tasks import task_list, task_list_for_query, task_queue_for_user
 from pathways.services import enrollment as enrollment_services
 from pathways.services import migration as migration_services
 from pathways.services import tasks as task_services
@@ -435,10 +435,9 @@ class TaskViewSet(KeptLookupMixin, CompiledListMixin, mixins.ListModelMixin, mix
             return task_services.tasks_for_update(scope_tasks(user))
         # A list for one patient, or of the user's own tasks, narrows the scope itself (the `patient` and
         # `assignee` filters still apply and validate).
-        patient = self.request.query_params.get("patient", "")
-        narrow = int(patient) if self.action == "list" and is_plain_id(patient, 17) else None
-        own = self.action == "list" and self.request.query_params.get("assignee", "").strip() == "me"
-        return task_list(user=user, patient_id=narrow, own=own)
+        if self.action == "list":
+            return task_list_for_query(user=user, query=self.request.query_params)
+        return task_list(user=user)
 
     @property
     def total_with_page(self) -> bool:

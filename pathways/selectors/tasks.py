@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.utils import timezone
 
 from pathways.choices import PRIORITY_RANK
+from pathways.domain.units import is_plain_id
 from pathways.models import Enrollment, Task, User
 from pathways.selectors.access import scope_task_queue, scope_tasks
 
@@ -42,6 +44,18 @@ def task_list(*, user: User, patient_id: int | None = None, own: bool = False) -
         _with_related(scope_tasks(user, enrollments=enrollments, own=own))
         .annotate(priority_rank=PRIORITY_RANK_SQL)
         .order_by("-priority_rank", "due_at", "pk")
+    )
+
+
+def task_list_for_query(*, user: User, query: Mapping[str, str]) -> QuerySet[Task]:
+    """task_list narrowed as a list request's query asks, before its filters run (they still apply and validate):
+    `patient` (a plain id) to that patient's tasks, `assignee=me` to the user's own. `query`: the request's
+    parameters (a QueryDict: the last value of each)."""
+    patient = query.get("patient", "")
+    return task_list(
+        user=user,
+        patient_id=int(patient) if is_plain_id(patient, 17) else None,
+        own=query.get("assignee", "").strip() == "me",
     )
 
 

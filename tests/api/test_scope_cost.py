@@ -119,3 +119,26 @@ def test_one_patients_tasks_read_that_patients_rows_not_the_users_whole_scope(pa
     assert rows_read(explain(narrowed), "pathways_task") <= 3 * own, (own, visible_everywhere)
     response = client_for(user).get(f"/api/v1/tasks/?patient={patient_id}")
     assert [row["id"] for row in response.json()["results"]] == list(narrowed.values_list("pk", flat=True)[:50])
+
+
+def test_a_list_of_ones_own_tasks_reads_the_assigned_branch_alone_and_shows_the_same_tasks(
+    pathway: PathwayTemplate, monkeypatch
+) -> None:
+    # `?assignee=me` narrows the scope to the assigned branch (scope_tasks(own=True)): a pool holds only unassigned
+    # tasks, so its branch was read and then discarded by the filter. Same tasks, same order, fewer rows read.
+    monkeypatch.setattr(bench_data, "OPEN_TEAMS_PER_SPECIALIST", TEAMS)
+    bench_data.bench_fill(tasks=10 * 3 * TEAMS * 50, now=timezone.now(), progress=False, shape=bench_data.OPEN)
+    users = [User.objects.get(username=USER), User.objects.get(username="benchopen-1-nephrology-0")]
+    users += list(User.objects.filter(username__startswith="benchopen-1-coordinator")[:1])
+    for user in users:
+        narrowed = task_list(user=user, own=True)
+        filtered = task_list(user=user).filter(assignee=user)
+        ids = list(filtered.values_list("pk", flat=True))
+        assert list(narrowed.values_list("pk", flat=True)) == ids, user.username
+        response = client_for(user).get("/api/v1/tasks/?assignee=me&limit=200")
+        assert [row["id"] for row in response.json()["results"]] == ids[:200], user.username
+    nephrologist = users[1]
+    assert task_list(user=nephrologist, own=True).exists()
+    assert rows_read(explain(task_list(user=nephrologist, own=True)), "pathways_task") < rows_read(
+        explain(task_list(user=nephrologist).filter(assignee=nephrologist)), "pathways_task"
+    )
