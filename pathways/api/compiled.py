@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from django.core.signals import setting_changed
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
@@ -50,6 +49,7 @@ from pathways.selectors.kept import (
     is_timed,
     keep,
     now_positions,
+    process_cache,
     statements_counted,
     user_key,
 )
@@ -82,20 +82,14 @@ class CompiledPage:
     cacheable: bool
 
     def rows(self, now: dt.datetime) -> list[tuple[Any, ...]]:
-        with connection.cursor() as cursor:
-            cursor.execute(self.page.sql, self.page.bind(now))
-            return convert(cursor.fetchall(), self.converters)
+        return convert(self.page.rows(now), self.converters)
 
     def total(self, row: tuple[Any, ...]) -> int:
         assert self.total_at is not None
         return int(row[self.total_at])
 
     def counted(self, now: dt.datetime) -> int:
-        if self.count is None:
-            return 0
-        with connection.cursor() as cursor:
-            cursor.execute(self.count.sql, self.count.bind(now))
-            return int(cursor.fetchone()[0])
+        return self.count.counted(now) if self.count else 0
 
     def objects(self, rows: list[tuple[Any, ...]]) -> list[SimpleNamespace]:
         """Rows as objects with the model's attribute names (`id`, `pk`, `enrollment_id`, …), related rows as
@@ -160,8 +154,7 @@ def compile_page(
     )
 
 
-pages: LRUCache[tuple[Any, ...], CompiledPage] = LRUCache(MAX_PAGES)
-setting_changed.connect(pages.clear, dispatch_uid="pathways.api.compiled.clear")
+pages: LRUCache[tuple[Any, ...], CompiledPage] = process_cache(MAX_PAGES, "api pages")
 
 
 def request_key(view: Any, request: Any) -> tuple[Any, ...]:
@@ -207,8 +200,7 @@ class CompiledListMixin:
 
 # Stands for the id while a lookup is compiled: a negative bigint, which no id and no other parameter can be.
 _ID_MARKER = -(2**62) - 4711
-lookups: LRUCache[tuple[Any, ...], KeptModelRead] = LRUCache(MAX_PAGES)
-setting_changed.connect(lookups.clear, dispatch_uid="pathways.api.compiled.clear_lookups")
+lookups: LRUCache[tuple[Any, ...], KeptModelRead] = process_cache(MAX_PAGES, "api lookups")
 
 
 class KeptLookupMixin:

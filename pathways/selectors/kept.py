@@ -101,6 +101,10 @@ class KeptStatement:
             cursor.execute(self.sql, self.bind(now))
             return cursor.fetchall()
 
+    def counted(self, now: dt.datetime) -> int:
+        """A COUNT statement's answer with `now` bound."""
+        return int(self.rows(now)[0][0])
+
 
 class _Capture(Exception):
     """Raised by the COUNT's execute wrapper once it has the statement: compiled, never sent."""
@@ -187,7 +191,7 @@ def kept_values(
     assert head is not None
 
     def counted() -> int:
-        return int(count.rows(now)[0][0]) if count else 0
+        return count.counted(now) if count else 0
 
     return head.rows(now), counted
 
@@ -197,7 +201,7 @@ def kept_count(
 ) -> int:
     """`build(now).count()`, through a statement compiled once per `key` (as kept_values)."""
     (count,) = _kept(cache, key, build, lambda qs: (compile_count(qs),), now)
-    return int(count.rows(now)[0][0]) if count else 0
+    return count.counted(now) if count else 0
 
 
 def process_cache(size: int, name: str) -> LRUCache[Any, Any]:

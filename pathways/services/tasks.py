@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -18,6 +18,7 @@ from pathways.errors import IllegalTransition, InvalidInput, NotFound, NotPermit
 from pathways.models import Task, TaskEvent, User
 from pathways.selectors.access import can_act_on_task
 from pathways.services.notifications import notify_task_assigned
+from pathways.services.rows import rows_update
 from pathways.services.schedules import schedule_on_task_closed, schedule_on_task_completed
 
 S = TaskStatus
@@ -94,34 +95,15 @@ def task_changes_record(changes: Sequence[TaskChange]) -> None:
 
 
 def _tasks_save(tasks: list[Task], fields: tuple[str, ...]) -> None:
-    """Save `fields` of each of `tasks` (the same fields for all): one `UPDATE … FROM unnest(…)` on PostgreSQL
-    for several rows (a sweep closing a batch of missed sessions wrote them one statement each), else each row's
-    save(update_fields=…). Fields whose type cannot be unnested (arrays) take the per-row path."""
-    model_fields = [Task._meta.get_field(name) for name in fields]
-    unnestable = all(
-        (f.target_field if f.is_relation else f).get_internal_type() in connection.data_types  # type: ignore[union-attr]
-        for f in model_fields
-    )
-    if len(tasks) == 1 or connection.vendor != "postgresql" or not unnestable:
-        for task in tasks:
-            task.save(update_fields=list(fields))
+    """Save `fields` of each of `tasks` (the same fields for all): one statement for several rows (rows_update: a
+    sweep closing a batch of missed sessions wrote them one statement each), save(update_fields=…) for one."""
+    if len(tasks) == 1:
+        tasks[0].save(update_fields=list(fields))
         return
     now = timezone.now()
     for task in tasks:
         task.updated_at = now  # what auto_now sets on save()
-    columns = [f.column for f in model_fields]  # type: ignore[union-attr]
-    types = [f.db_type(connection).split("(")[0] for f in model_fields]  # type: ignore[union-attr]
-    arrays = [[f.get_db_prep_save(getattr(t, f.attname), connection) for t in tasks] for f in model_fields]  # type: ignore[union-attr]
-    table = Task._meta.db_table
-    assignments = ", ".join(f'"{c}" = v."{c}"' for c in columns)
-    arrays_sql = ", ".join(f"%s::{db_type}[]" for db_type in types)
-    names = ", ".join(f'"{c}"' for c in columns)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'UPDATE "{table}" AS t SET {assignments} FROM unnest(%s::bigint[], {arrays_sql}) '  # noqa: S608 - names from the model
-            f'AS v("id", {names}) WHERE t."id" = v."id"',
-            [[t.pk for t in tasks], *arrays],
-        )
+    rows_update(tasks, fields)
 
 
 def tasks_for_update(qs: QuerySet[Task]) -> QuerySet[Task]:
